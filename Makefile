@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+# Each bootstraps .venv from scratch on a fresh machine; re-installs when pyproject.toml changes.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/loyalty-connector demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check connector adapters mappings tests benchmarks
+	$(BIN)/ruff format --check connector adapters mappings tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy connector adapters
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
