@@ -1,0 +1,3 @@
+"""Emulated 1C (OData v3 + SOAP), Evotor cloud and CRM for rehearsals, the demo, tests and benchmarks."""
+
+__all__: list[str] = []
