@@ -66,8 +66,8 @@ def mask_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any])
 def configure_logging(level: str = "WARNING", *, json_output: bool = False) -> None:
     """Route structlog to stderr at ``level``, masking every event; call once per process."""
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s", force=True)
-    renderer: Any = structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(
-        colors=False
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[

@@ -12,7 +12,7 @@ the card number (``card:2000000012345``).
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -60,7 +60,7 @@ def _decimal_parser(places: int) -> BeforeValidator:
     """Accept str, int or Decimal (never float or bool) with at most ``places`` decimals."""
 
     def parse(value: Any) -> Decimal:
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, bool | float):
             raise ValueError(f"must be a decimal string or integer, not {type(value).__name__}")
         if isinstance(value, int):
             return Decimal(value)
@@ -188,12 +188,16 @@ class Line(_Frozen):
     price: Money
     amount: Money = Field(description="value after discounts; the part paid with points is inside it")
     discount: Money = Decimal("0.00")
-    bonus_redeemed: Money = Field(Decimal("0.00"), description="the part of amount paid with points, in money")
+    bonus_redeemed: Money = Field(
+        Decimal("0.00"), description="the part of amount paid with points, in money"
+    )
 
     @model_validator(mode="after")
     def _redeemed_within_amount(self) -> Line:
         if self.bonus_redeemed < 0 or self.bonus_redeemed > self.amount:
-            raise ValueError(f"bonus_redeemed {self.bonus_redeemed} must be between 0 and amount {self.amount}")
+            raise ValueError(
+                f"bonus_redeemed {self.bonus_redeemed} must be between 0 and amount {self.amount}"
+            )
         return self
 
 
@@ -237,7 +241,9 @@ class _Receipt(_Frozen):
             raise ValueError(f"total {self.total} is not the sum of line amounts {line_sum}")
         redeemed = sum((line.bonus_redeemed for line in self.lines), Decimal(0))
         if redeemed and redeemed != self.bonus_redeemed:
-            raise ValueError(f"bonus_redeemed {self.bonus_redeemed} differs from the sum over lines {redeemed}")
+            raise ValueError(
+                f"bonus_redeemed {self.bonus_redeemed} differs from the sum over lines {redeemed}"
+            )
         if self.bonus_redeemed < 0 or self.bonus_redeemed > self.total:
             raise ValueError(f"bonus_redeemed {self.bonus_redeemed} must be between 0 and total {self.total}")
         if len({line.line_no for line in self.lines}) != len(self.lines):

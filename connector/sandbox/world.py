@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from datetime import date as _Date  # noqa: N812 - OneCBonusDocument has a field named `date`
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -170,8 +171,8 @@ class OneCBonusDocument:
     partner_ref: str
     accrual: Decimal  # TS Начисление.Баллы (0 when none)
     write_off: Decimal  # TS Списание.Баллы (0 when none)
-    active_from: date | None = None  # ПериодДействия / activation
-    expires_on: date | None = None  # ДатаОкончанияСрокаДействия
+    active_from: _Date | None = None  # ПериодДействия / activation
+    expires_on: _Date | None = None  # ДатаОкончанияСрокаДействия
     posted: bool = True
 
 

@@ -1,0 +1,326 @@
+"""``connector.yaml``: the systems, the routes between them, the reconciliations, the schedule (DESIGN.md §6).
+
+Values may reference the environment as ``${NAME}`` or ``${NAME:-default}`` (``$${`` writes a literal ``${``),
+so secrets live in the environment, not in the file. Secret fields (``password``, ``token``, ``api_key``) are
+:class:`~pydantic.SecretStr`: printing the config, ``--verbose`` logs and errors show ``**********``.
+A relative SQLite ``state`` path is taken relative to the config file, so the state file sits beside it.
+
+Validation errors are :class:`~connector.errors.ConfigError` naming the file, the key path and its line::
+
+    connector.yaml: systems.onec.base_url (line 7): must start with http:// or https://
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from connector.errors import ConfigError
+from connector.program import Program
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ConnectorConfig",
+    "ReconcileSpec",
+    "Route",
+    "ScheduleJob",
+    "SystemConfig",
+    "format_validation_error",
+    "load_config",
+    "load_yaml_file",
+    "parse_duration",
+    "write_sample_config",
+]
+
+DEFAULT_CONFIG_PATH = Path("connector.yaml")
+_ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Moscow") from None
+    return value
+
+
+class RateLimit(_Section):
+    """A request budget: at most ``requests`` per ``per_seconds``."""
+
+    requests: int = Field(gt=0)
+    per_seconds: float = Field(1.0, gt=0)
+
+
+class Timeouts(_Section):
+    """Connect and read timeouts in seconds; always set."""
+
+    connect: float = Field(5.0, gt=0)
+    read: float = Field(60.0, gt=0)
+
+
+class SystemConfig(_Section):
+    """One external system: which adapter speaks to it, where, with which credentials and mapping."""
+
+    adapter: Literal["evotor", "onec", "crm"]
+    base_url: str
+    mapping: str | None = None
+    timezone: str = "Europe/Moscow"
+    user: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    api_key: SecretStr | None = None
+    preset: str | None = Field(None, description="CRM preset: retailcrm, or generic with options.definition")
+    protocol: Literal["odata", "soap"] = "odata"
+    stores: tuple[str, ...] = Field((), description="only these stores; empty = all")
+    rate_limit: RateLimit | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    options: dict[str, Any] = Field(default_factory=dict, description="adapter-specific settings")
+
+    _zone = field_validator("timezone")(_check_zone)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        if re.match(r"^https?://[^/]*@", value):
+            raise ValueError("must not carry credentials; use user/password/token/api_key fields")
+        return value.rstrip("/")
+
+
+class Route(_Section):
+    """Documents of ``documents`` kinds flow from system ``from`` to system ``to`` as ``write``."""
+
+    from_: str = Field(alias="from")
+    documents: tuple[Literal["sale", "return", "posting"], ...]
+    to: str
+    write: Literal["postings", "documents", "bonus_documents"]
+
+
+class ReconcileSpec(_Section):
+    """A nightly comparison: documents between ``left`` and ``right``, or documents against a ``ledger``."""
+
+    name: str
+    left: str | None = None
+    right: str | None = None
+    documents: str | None = None
+    ledger: str | None = None
+    tolerance: Decimal = Field(Decimal("0.01"), ge=0)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ReconcileSpec:
+        pair = self.left is not None and self.right is not None
+        ledger = self.documents is not None and self.ledger is not None
+        if pair == ledger:
+            raise ValueError("give either left and right, or documents and ledger")
+        return self
+
+    @property
+    def systems(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.left, self.right, self.documents, self.ledger) if s is not None)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``30s``, ``5m``, ``2h`` or ``1d``.
+
+    Example:
+        >>> parse_duration("5m")
+        datetime.timedelta(seconds=300)
+    """
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 2h or 1d")
+    return timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+class ScheduleJob(_Section):
+    """A scheduled job: every interval or on a cron expression, running the listed commands."""
+
+    every: str | None = None
+    cron: str | None = None
+    run: tuple[Literal["sync", "reconcile"], ...] = ("sync",)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleJob:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError("give exactly one of every or cron")
+        if self.every is not None:
+            parse_duration(self.every)
+        if self.cron is not None and len(self.cron.split()) != 5:
+            raise ValueError(f"cron {self.cron!r} must have 5 fields: minute hour day month weekday")
+        return self
+
+
+class ConnectorConfig(_Section):
+    """The whole ``connector.yaml``."""
+
+    state: str = "sqlite:///connector.db"
+    timezone: str = Field("Europe/Moscow", description="zone of the schedule and of reports")
+    program: Program | None = None
+    systems: dict[str, SystemConfig] = Field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    reconcile: tuple[ReconcileSpec, ...] = ()
+    schedule: dict[str, ScheduleJob] = Field(default_factory=dict)
+
+    _zone = field_validator("timezone")(_check_zone)
+
+    @field_validator("state")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must be sqlite:///FILE or postgresql+psycopg://USER@HOST/DB")
+        return value
+
+
+def _check_references(config: ConnectorConfig, source: Path, root: yaml.Node | None) -> None:
+    """Routes and reconciliations may only name configured systems."""
+    known = ", ".join(sorted(config.systems)) or "none"
+    named: list[tuple[list[str | int], str]] = []
+    for index, route in enumerate(config.routes):
+        named += [(["routes", index, "from"], route.from_), (["routes", index, "to"], route.to)]
+    for index, spec in enumerate(config.reconcile):
+        for key in ("left", "right", "documents", "ledger"):
+            if (name := getattr(spec, key)) is not None:
+                named.append((["reconcile", index, key], name))
+    for loc, name in named:
+        if name not in config.systems:
+            line = _line_of(root, loc)
+            where = f"{_dotted(loc)}{f' (line {line})' if line else ''}"
+            raise ConfigError(
+                f"{source}: {where}: names system {name!r}, which is not under systems: (known: {known})"
+            )
+
+
+def _substitute(value: Any, path: str, source: Path) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _substitute(item, f"{path}.{key}" if path else str(key), source)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_substitute(item, f"{path}[{index}]", source) for index, item in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is not set", file=str(source), key=path)
+
+    return _ENV_REF.sub(replace, value)
+
+
+def _line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def format_validation_error(
+    exc: ValidationError, source: Path, root: yaml.Node | None, prefix: Sequence[str] = ()
+) -> str:
+    """Render pydantic errors as ``file: key.path (line N): reason; …``."""
+    parts = []
+    for error in exc.errors():
+        loc = [*prefix, *(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))]
+        line = _line_of(root, loc)
+        where = _dotted(loc) or "(top level)"
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}{f' (line {line})' if line else ''}: {reason}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def load_yaml_file(path: Path) -> tuple[Any, yaml.Node | None]:
+    """Read a YAML file; returns the data and its node tree (for line numbers). Errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(
+            f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path)
+        ) from None
+
+
+def _resolve_state(state: str, directory: Path) -> str:
+    prefix = "sqlite:///"
+    if state.startswith(prefix) and not state.startswith(prefix + "/") and state != prefix + ":memory:":
+        return prefix + str((directory / state.removeprefix(prefix)).resolve())
+    return state
+
+
+def load_config(path: Path | None = None) -> ConnectorConfig:
+    """Load and validate ``connector.yaml`` (``path``, else ``$LC_CONFIG``, else ./connector.yaml)."""
+    path = path or Path(os.environ.get("LC_CONFIG", DEFAULT_CONFIG_PATH))
+    if not path.exists():
+        raise ConfigError(f"no config at {path}; write one with `loyalty-connector init`", file=str(path))
+    data, root = load_yaml_file(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections", file=str(path))
+    data = _substitute(data, "", path)
+    try:
+        config = ConnectorConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path, root)) from None
+    _check_references(config, path, root)
+    return config.model_copy(update={"state": _resolve_state(config.state, path.parent)})
+
+
+def write_sample_config(path: Path, *, force: bool = False) -> Path:
+    """Write the commented sample configuration to ``path``; refuses to overwrite unless ``force``."""
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; pass --force to overwrite it", file=str(path))
+    sample = resources.files("connector").joinpath("config_sample.yaml").read_text(encoding="utf-8")
+    path.write_text(sample, encoding="utf-8")
+    return path
