@@ -59,7 +59,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, hide_input_in_errors=True)
 
 
 def _check_zone(value: str) -> str:
@@ -320,7 +320,7 @@ def load_config(path: Path | None = None) -> ConnectorConfig:
 def write_sample_config(path: Path, *, force: bool = False) -> Path:
     """Write the commented sample configuration to ``path``; refuses to overwrite unless ``force``."""
     if path.exists() and not force:
-        raise ConfigError(f"{path} exists; pass --force to overwrite it", file=str(path))
+        raise ConfigError(f"{path} exists; pass --force to overwrite it")
     sample = resources.files("connector").joinpath("config_sample.yaml").read_text(encoding="utf-8")
     path.write_text(sample, encoding="utf-8")
     return path

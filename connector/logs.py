@@ -1,6 +1,6 @@
 """Structured logging (structlog) with personal data and secrets masked before anything is written.
 
-Phones keep their country code and last two digits (``+7*******67``); values under keys that look like secrets
+Phones keep their country code and last two digits (``+7********67``); values under keys that look like secrets
 (``token``, ``password``, ``api_key``, ``authorization`` …) become ``***``; ``Bearer …`` and ``apiKey=…`` inside
 strings are masked too. Every log line passes :func:`mask_event`, so an adapter cannot leak by accident.
 """
@@ -30,7 +30,7 @@ def mask_phone(phone: str) -> str:
 
     Example:
         >>> mask_phone("+79161234567")
-        '+7*******67'
+        '+7********67'
     """
     digits = re.sub(r"\D", "", phone)
     if len(digits) < 4:

@@ -111,7 +111,12 @@ POSTING_KINDS: tuple[str, ...] = PostingKind.__args__  # type: ignore[attr-defin
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="forbid", str_strip_whitespace=True, validate_by_name=True, serialize_by_alias=True
+        frozen=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+        hide_input_in_errors=True,  # errors must not echo phones or other personal data
     )
 
 
