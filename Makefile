@@ -4,6 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+CODE   := $(wildcard connector adapters mappings tests benchmarks)
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit clean
@@ -18,8 +19,8 @@ demo: $(STAMP)
 	$(BIN)/loyalty-connector demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check connector adapters mappings tests benchmarks
-	$(BIN)/ruff format --check connector adapters mappings tests benchmarks
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy connector adapters
