@@ -1,14 +1,27 @@
-"""The loyalty program: configuration (DESIGN.md §3) and the rules that turn documents into expected postings."""
+"""The loyalty program: its configuration (DESIGN.md §3) and how it is read from YAML.
+
+The program is data an integrator writes under a top-level ``program:`` key, in its own file or inside
+``connector.yaml``. :func:`load_program` reads it with every YAML float kept as :class:`~decimal.Decimal`
+(``percent: 7.5`` never passes through binary floating point) and turns validation failures into one
+:class:`~connector.errors.ConfigError` naming the file, the key path (``program.accrual.tiers[1].percent``) and
+the line. The rules that turn documents into expected postings live in :mod:`connector.rules`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from connector.model import Money
+from connector.errors import ConfigError
+from connector.model import Money, Points
 
 __all__ = [
     "Accrual",
@@ -16,8 +29,13 @@ __all__ = [
     "Program",
     "Promotion",
     "Redemption",
+    "Rounding",
     "Tier",
+    "load_program",
 ]
+
+Rounding = Literal["floor", "half_up", "none"]
+"""``floor`` and ``half_up`` round to whole points; ``none`` keeps 2 decimals (half-up)."""
 
 
 class _Config(BaseModel):
@@ -52,11 +70,34 @@ class Accrual(_Config):
 
     percent: Decimal = Field(Decimal("0"), ge=0)
     tiers: tuple[Tier, ...] = ()
-    categories: dict[str, Decimal] = Field(default_factory=dict, description="per-category percent; 0 excludes")
-    fixed_per_purchase: Decimal = Field(Decimal("0"), ge=0)
+    categories: dict[str, Decimal] = Field(
+        default_factory=dict, description="per-category percent; 0 excludes"
+    )
+    fixed_per_purchase: Points = Field(Decimal("0"), ge=0)
     min_purchase: Money = Decimal("0")
     promotions: tuple[Promotion, ...] = ()
-    rounding: Literal["floor", "half_up", "none"] = "floor"
+    rounding: Rounding = "floor"
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_ascending(cls, tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
+        # "the highest tier whose from_spend <= spend" is only unambiguous with distinct thresholds; asking for
+        # ascending order as well keeps the file readable as a ladder.
+        for lower, upper in pairwise(tiers):
+            if upper.from_spend <= lower.from_spend:
+                raise ValueError(
+                    f"tiers must be in ascending from_spend: {upper.name!r} ({upper.from_spend}) "
+                    f"follows {lower.name!r} ({lower.from_spend})"
+                )
+        return tiers
+
+    @field_validator("categories")
+    @classmethod
+    def _percents_not_negative(cls, categories: dict[str, Decimal]) -> dict[str, Decimal]:
+        negative = sorted(name for name, percent in categories.items() if percent < 0)
+        if negative:
+            raise ValueError(f"category percent must be >= 0 (use 0 to exclude): {', '.join(negative)}")
+        return categories
 
 
 class Redemption(_Config):
@@ -86,3 +127,117 @@ class Program(_Config):
     expiry_days: int = Field(0, ge=0, description="counted from available_at; 0 = never")
     redemption: Redemption = Field(default_factory=Redemption)
     events: Events = Field(default_factory=Events)
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Moscow)") from None
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The program's time zone, in which accruals become available and expire at midnight."""
+        return ZoneInfo(self.timezone)
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """Safe YAML loader that reads floats as Decimal, from their source text."""
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
+    text = str(loader.construct_scalar(node)).replace("_", "")  # type: ignore[arg-type]
+    return Decimal(text)
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+def load_program(path: Path) -> Program:
+    """Read the program from the top-level ``program:`` key of a YAML file.
+
+    Args:
+        path: a program file, or ``connector.yaml`` itself.
+
+    Returns:
+        The validated program.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, has no ``program:`` key, or the program is invalid; the
+            error names the file, the key path and the line.
+
+    Example:
+        >>> load_program(Path("connector.yaml")).accrual.rounding  # doctest: +SKIP
+        'floor'
+    """
+    root = _compose(path)
+    node = _child(root, "program") if root is not None else None
+    if node is None:
+        raise ConfigError("no top-level 'program:' key", file=str(path))
+    loader = _DecimalLoader("")
+    try:
+        data = loader.construct_document(node)
+    except (yaml.YAMLError, ArithmeticError) as exc:
+        raise ConfigError(f"cannot read the program: {exc}", file=str(path)) from None
+    finally:
+        loader.dispose()
+    try:
+        return Program.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, node, path) from None
+
+
+def _compose(path: Path) -> yaml.Node | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the file: {exc}", file=str(path)) from None
+    try:
+        return yaml.compose(text, Loader=_DecimalLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path), line=line
+        ) from None
+
+
+def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        return next((value for key, value in node.value if key.value == str(part)), None)
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        child: yaml.Node = node.value[part]
+        return child
+    return None
+
+
+def _key_path(loc: Sequence[str | int], root: str = "") -> str:
+    """Render a pydantic ``loc`` as ``root.a.b[1].c``."""
+    path = root
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _line_of(node: yaml.Node, loc: Sequence[str | int]) -> int:
+    # Missing keys have no node of their own: point at the deepest mapping that exists.
+    for part in loc:
+        child = _child(node, part)
+        if child is None:
+            break
+        node = child
+    return int(node.start_mark.line) + 1
+
+
+def _config_error(exc: ValidationError, node: yaml.Node, path: Path) -> ConfigError:
+    problems = []
+    for error in exc.errors():
+        loc: tuple[Any, ...] = error["loc"]
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{_key_path(loc, 'program')}: {message} (line {_line_of(node, loc)})")
+    first = exc.errors()[0]["loc"]
+    return ConfigError(
+        "; ".join(problems), file=str(path), field=_key_path(first, "program"), line=_line_of(node, first)
+    )
