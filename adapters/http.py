@@ -1,0 +1,620 @@
+"""The one HTTP policy every adapter speaks through: timeouts, retries, rate budget, status → action table.
+
+A :class:`HttpClient` is built per configured system from a :class:`SystemHttpConfig`::
+
+    client = HttpClient(SystemHttpConfig(system="crm", base_url="https://shop.retailcrm.ru/api/v5",
+                                         policy=HttpPolicy(rate=BUDGET_PRESETS["amocrm"])),
+                        auth=QueryApiKeyAuth(api_key))          # auth schemes live in adapters.rest
+    body = client.request_json("GET", "loyalty/accounts", params={"filter[phoneNumber]": phone})
+
+What happens on every call, in order:
+
+1. the system's token bucket (:class:`TokenBucket`, shared by all threads of the system) hands out a slot;
+2. the request goes out with connect *and* read timeouts (never without);
+3. the status is looked up in the action table (:data:`DEFAULT_STATUS_ACTIONS`, then the system's overrides,
+   then the call's overrides): ``ok`` returns, ``ignore`` returns the response for the caller to inspect, the
+   ``fail_*`` actions raise a :class:`~connector.errors.FatalRemoteError`, ``retry``/``rate_limited`` raise a
+   :class:`~connector.errors.RetriableRemoteError` that tenacity retries with exponential backoff and jitter, or
+   after the wait the server asked for (``Retry-After`` seconds or HTTP date, Evotor's ``X-RateLimit-Reset``),
+   clamped to :attr:`HttpPolicy.max_retry_wait`;
+4. each attempt is logged (system, method, path, status, duration_ms, attempt) — never a URL query or header.
+
+Non-idempotent requests (POST, PATCH) are **not** retried blindly: when the request may have reached the server
+(read timeout, connection dropped after sending, 5xx) the client raises a ``RetriableRemoteError`` whose context
+has ``outcome_unknown=True`` (see :func:`outcome_unknown`). The caller resolves it by looking its idempotency key
+up in the target before writing again; keys are created by callers *outside* this retried call (STYLE §4,
+gocardless-pro-python #12). A connection refused or a connect timeout never reached the server and is retried.
+``HttpPolicy.retry_unsafe=True`` or ``request(..., idempotent=True)`` lifts this for calls the caller knows are
+safe to repeat (a 1C ``Post`` of the same document, a PATCH with the same body).
+
+Errors name the system, method, URL path (no host, no query string), status and a masked body excerpt of at
+most 300 characters; the auth scheme's secrets are scrubbed from the excerpt as literal strings as well.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+import requests
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from requests.auth import AuthBase
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from connector.errors import (
+    FatalRemoteError,
+    RateLimitedError,
+    RemoteConfigError,
+    RemoteError,
+    RemoteNotFoundError,
+    RetriableRemoteError,
+)
+from connector.logs import get_logger, mask_text
+
+__all__ = [
+    "BUDGET_PRESETS",
+    "DEFAULT_STATUS_ACTIONS",
+    "Action",
+    "HttpClient",
+    "HttpPolicy",
+    "RateBudget",
+    "ResponseClassifier",
+    "SecretBearing",
+    "SystemHttpConfig",
+    "TokenBucket",
+    "Verdict",
+    "action_for_status",
+    "dumps_json",
+    "loads_json",
+    "outcome_unknown",
+    "shared_bucket",
+]
+
+_log = get_logger("adapters.http")
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+_BODY_EXCERPT = 300
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# X-RateLimit-Reset is documented by Evotor as "seconds until the window resets"; a value this large can only be
+# an epoch timestamp (other APIs send that), so it is read as one instead of waiting for decades.
+_EPOCH_THRESHOLD = 1_000_000_000
+
+
+class Action(StrEnum):
+    """What to do with a response: the right-hand side of the status → action table."""
+
+    OK = "ok"
+    IGNORE = "ignore"
+    RETRY = "retry"
+    RATE_LIMITED = "rate_limited"
+    FAIL_CONFIG = "fail_config"
+    FAIL_NOT_FOUND = "fail_not_found"
+    FAIL = "fail"
+
+
+DEFAULT_STATUS_ACTIONS: Mapping[int, Action] = {
+    **dict.fromkeys((400, 401, 403), Action.FAIL_CONFIG),
+    404: Action.FAIL_NOT_FOUND,
+    429: Action.RATE_LIMITED,
+    **dict.fromkeys((408, 500, 502, 503, 504), Action.RETRY),
+}
+"""Statuses with a fixed meaning; any other 2xx is ``ok``, other 4xx ``fail``, other 5xx ``retry``."""
+
+_HINTS: Mapping[int, str] = {
+    400: "the system refused the request shape: check the mapping and the configured fields",
+    401: "credentials were refused: check the token, key or password of this system",
+    403: "the account lacks rights for this call: grant them in the remote system",
+    404: "no such object or endpoint: check base_url and the identifier",
+    408: "the system timed out waiting for the request",
+    429: "the system's rate limit was hit",
+}
+
+
+def action_for_status(status: int, *overrides: Mapping[int, Action] | None) -> Action:
+    """Look a status up: the last override that names it wins, then the default table, then its class.
+
+    Example:
+        >>> action_for_status(404, {404: Action.IGNORE})
+        <Action.IGNORE: 'ignore'>
+    """
+    for table in reversed(overrides):
+        if table and status in table:
+            return table[status]
+    if status in DEFAULT_STATUS_ACTIONS:
+        return DEFAULT_STATUS_ACTIONS[status]
+    if 200 <= status < 300:
+        return Action.OK
+    return Action.RETRY if status >= 500 else Action.FAIL
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A protocol client's reading of a response body (an ``odata.error`` code, a SOAP fault).
+
+    Attributes:
+        action: what to do, overriding the status table.
+        reason: a short, already masked explanation for the error message (e.g. the 1C error text).
+    """
+
+    action: Action
+    reason: str | None = None
+
+
+ResponseClassifier = Callable[[requests.Response], Verdict | None]
+"""Reads a non-2xx response and returns a :class:`Verdict`, or ``None`` to fall back to the status table."""
+
+
+@runtime_checkable
+class SecretBearing(Protocol):
+    """An auth scheme that can list its secret values, so they are scrubbed from error excerpts."""
+
+    def secrets(self) -> Iterable[str]:
+        """The literal secret strings (tokens, keys, passwords) this scheme sends."""
+        ...
+
+
+class RateBudget(BaseModel):
+    """A request budget: at most ``requests`` per ``per_seconds``, with a burst of ``requests``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: PositiveInt
+    per_seconds: PositiveFloat = 1.0
+
+
+BUDGET_PRESETS: Mapping[str, RateBudget] = {
+    "bitrix24": RateBudget(requests=2, per_seconds=1),
+    "amocrm": RateBudget(requests=7, per_seconds=1),
+    "moysklad": RateBudget(requests=45, per_seconds=3),
+}
+"""Known per-system limits (DESIGN §5); a system config names one or gives its own budget."""
+
+
+class HttpPolicy(BaseModel):
+    """Timeouts, retries and budget of one system; every field has a safe default.
+
+    Attributes:
+        connect_timeout: seconds to open a connection.
+        read_timeout: seconds to wait for response bytes (1C needs 60–300 s on cold start and virtual tables).
+        max_retries: retries after the first attempt (so ``max_retries + 1`` attempts in all).
+        backoff_base: first backoff in seconds; doubles per retry, with jitter.
+        backoff_max: cap of one exponential backoff.
+        max_retry_wait: cap of a wait the server asked for (``Retry-After``, ``X-RateLimit-Reset``).
+        rate: request budget, ``None`` for unlimited.
+        status_actions: this system's overrides of the status table (e.g. RetailCRM ``{503: "rate_limited"}``).
+        retry_unsafe: retry POST/PATCH even when the outcome is unknown (only for targets that dedupe).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    connect_timeout: PositiveFloat = 5.0
+    read_timeout: PositiveFloat = 60.0
+    max_retries: int = Field(default=5, ge=0, le=20)
+    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=30.0, ge=0)
+    max_retry_wait: float = Field(default=120.0, ge=0)
+    rate: RateBudget | None = None
+    status_actions: dict[int, Action] = Field(default_factory=dict)
+    retry_unsafe: bool = False
+
+
+class SystemHttpConfig(BaseModel):
+    """Where a system lives and how to talk to it.
+
+    Attributes:
+        system: the configured system name; appears in every log line and error.
+        base_url: root of the API; request paths are relative to it. No credentials in it.
+        policy: timeouts, retries and budget.
+        headers: headers sent with every request (``Accept`` and the like — secrets belong in ``auth``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    system: str
+    base_url: str
+    policy: HttpPolicy = Field(default_factory=HttpPolicy)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class TokenBucket:
+    """A thread-safe token bucket: a burst of ``budget.requests``, refilled evenly over ``per_seconds``.
+
+    A caller that finds the bucket empty reserves the next token and sleeps outside the lock, so waiting threads
+    are served in order and never busy-wait.
+
+    Args:
+        budget: the request budget.
+        clock: monotonic seconds (injected in tests).
+        sleep: how to wait (injected in tests).
+    """
+
+    def __init__(
+        self, budget: RateBudget, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
+    ) -> None:
+        self.budget = budget
+        self._clock = clock
+        self._sleep = sleep
+        self._rate = budget.requests / budget.per_seconds
+        self._tokens = float(budget.requests)
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until it is available; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.budget.requests), self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+            self._tokens -= 1.0
+            wait = 0.0 if self._tokens >= 0 else -self._tokens / self._rate
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+_BUCKETS: dict[str, TokenBucket] = {}
+_BUCKETS_LOCK = threading.Lock()
+
+
+def shared_bucket(system: str, budget: RateBudget) -> TokenBucket:
+    """The process-wide bucket of ``system``, so every client and thread of one system shares one budget."""
+    with _BUCKETS_LOCK:
+        bucket = _BUCKETS.get(system)
+        if bucket is None or bucket.budget != budget:
+            bucket = _BUCKETS[system] = TokenBucket(budget)
+        return bucket
+
+
+def outcome_unknown(error: BaseException) -> bool:
+    """True when a write may or may not have been applied: look its idempotency key up before writing again."""
+    return isinstance(error, RemoteError) and error.context.get("outcome_unknown") is True
+
+
+def loads_json(content: bytes | str) -> Any:
+    """Parse JSON with floats as :class:`~decimal.Decimal` (money never passes through binary floating point)."""
+    return json.loads(content, parse_float=Decimal)
+
+
+_DECIMAL_MARK = "\x00decimal:"
+_DECIMAL_TOKEN = re.compile(r'"\\u0000decimal:(-?[0-9]+(?:\.[0-9]+)?)"')
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot send {value} as JSON")
+        return f"{_DECIMAL_MARK}{value:f}"
+    if isinstance(value, Mapping):
+        return {str(key): _to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_jsonable(item) for item in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def dumps_json(payload: Any) -> bytes:
+    """Serialise to UTF-8 JSON, writing :class:`~decimal.Decimal` as an exact JSON number (``423.08``).
+
+    The standard encoder only knows floats, so decimals travel as marked strings and are unquoted afterwards.
+    """
+    text = json.dumps(_to_jsonable(payload), ensure_ascii=False, separators=(",", ":"))
+    return _DECIMAL_TOKEN.sub(r"\1", text).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    url: str
+    path: str
+    params: Any
+    body: bytes | None
+    headers: Mapping[str, str]
+    expect: frozenset[int]
+    actions: Mapping[int, Action] | None
+    classify: ResponseClassifier | None
+    safe_to_repeat: bool
+
+
+class HttpClient:
+    """A system's HTTP client: one session, one budget, one retry policy, one action table.
+
+    Args:
+        config: the system's name, base URL and policy.
+        session: the ``requests.Session`` to send with (tests pass one under ``responses``; the sandbox too).
+        auth: a ``requests`` auth object (see ``adapters.rest``); if it has ``secrets()`` they are scrubbed.
+        bucket: the token bucket; defaults to :func:`shared_bucket` for the system when the policy has a rate.
+        sleep: how retries wait (tests inject a recorder so nothing really sleeps).
+        now: wall-clock time, for ``Retry-After`` HTTP dates.
+        rng: randomness for the backoff jitter.
+    """
+
+    def __init__(
+        self,
+        config: SystemHttpConfig,
+        session: requests.Session | None = None,
+        *,
+        auth: AuthBase | None = None,
+        bucket: TokenBucket | None = None,
+        sleep: Sleep = time.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.policy = config.policy
+        self.session = session if session is not None else requests.Session()
+        self.auth = auth
+        rate = config.policy.rate
+        self.bucket = bucket if bucket is not None else (shared_bucket(config.system, rate) if rate else None)
+        self._sleep = sleep
+        self._now = now
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._origin = urlsplit(config.base_url)
+
+    @property
+    def system(self) -> str:
+        """The configured system name."""
+        return self.config.system
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` (relative to ``base_url``; an absolute URL must be on the same host)."""
+        if "://" not in path:
+            return f"{self.config.base_url.rstrip('/')}/{path.lstrip('/')}" if path else self.config.base_url
+        target = urlsplit(path)
+        if (target.scheme, target.netloc) != (self._origin.scheme, self._origin.netloc):
+            # Following a link to another host would hand it our credentials.
+            raise RemoteConfigError(
+                "refusing to send credentials to another host: set the system's base_url or address",
+                system=self.system,
+                path=_display_path(path),
+                host=target.hostname,
+            )
+        return path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | str | None = None,
+        json: Any = None,
+        data: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        expect: int | Collection[int] | None = None,
+        actions: Mapping[int, Action] | None = None,
+        classify: ResponseClassifier | None = None,
+        idempotent: bool | None = None,
+    ) -> requests.Response:
+        """Send a request under the policy and return the response whose action is ``ok`` or ``ignore``.
+
+        Args:
+            method: HTTP method.
+            path: path relative to ``base_url`` or an absolute URL on the same host.
+            params: query parameters, or a query string already encoded (OData needs ``%20``, not ``+``).
+            json: a body to send as JSON (decimals exact, see :func:`dumps_json`).
+            data: a raw body.
+            headers: extra headers for this call.
+            expect: the 2xx statuses this call accepts (e.g. ``201`` for a create); another 2xx is an error.
+            actions: this call's overrides of the status table (e.g. ``{404: Action.IGNORE}`` for a lookup).
+            classify: reads the body of a non-2xx response (``odata.error`` codes, SOAP faults).
+            idempotent: whether repeating is safe; by default only GET/HEAD/OPTIONS/PUT/DELETE are.
+
+        Raises:
+            RemoteConfigError: 400/401/403 or a bad URL — a person must fix something.
+            RemoteNotFoundError: 404 (unless the call ignores it).
+            RateLimitedError: still rate-limited after the last retry.
+            RetriableRemoteError: still failing after the last retry, or ``outcome_unknown`` for an unsafe write.
+            FatalRemoteError: any other refusal.
+        """
+        method = method.upper()
+        merged = {**self.config.headers, **(headers or {})}
+        body = data.encode("utf-8") if isinstance(data, str) else data
+        if json is not None:
+            body = dumps_json(json)
+            merged.setdefault("Content-Type", "application/json; charset=utf-8")
+        safe = idempotent if idempotent is not None else method in _IDEMPOTENT_METHODS
+        url = self.url(path)
+        expected = frozenset([expect] if isinstance(expect, int) else (expect or ()))
+        call = _Call(method, url, _display_path(url), params, body, merged, expected, actions, classify,
+                     safe_to_repeat=safe or self.policy.retry_unsafe)  # fmt: skip
+        retrying = Retrying(
+            stop=stop_after_attempt(self.policy.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(_worth_retrying),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._attempt(call, attempt.retry_state.attempt_number)
+        raise AssertionError("tenacity returns or raises")  # pragma: no cover
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """:meth:`request`, then the body parsed with :func:`loads_json`; ``None`` for an ignored or empty one."""
+        response = self.request(method, path, **kwargs)
+        # Only an ignored status returns outside 2xx, and its body is not the resource asked for.
+        if not 200 <= response.status_code < 300 or response.status_code == 204 or not response.content:
+            return None
+        return self.parse_json(response, method=method)
+
+    def get_json(self, path: str, **kwargs: Any) -> Any:
+        """``GET`` ``path`` and return the parsed JSON body (see :meth:`request_json`)."""
+        return self.request_json("GET", path, **kwargs)
+
+    def parse_json(self, response: requests.Response, *, method: str = "GET") -> Any:
+        """Parse a response body as JSON with decimals; a non-JSON body is a :class:`FatalRemoteError`."""
+        try:
+            return loads_json(response.content)
+        except ValueError:
+            raise FatalRemoteError(
+                "the system answered with something that is not JSON: check base_url",
+                **self._evidence(method, response.url or "", response),
+            ) from None
+
+    # -- one attempt -------------------------------------------------------------------------------------
+
+    def _attempt(self, call: _Call, attempt: int) -> requests.Response:
+        if self.bucket is not None:
+            self.bucket.acquire()
+        started = time.perf_counter()
+        try:
+            timeout = (self.policy.connect_timeout, self.policy.read_timeout)
+            response = self.session.request(call.method, call.url, params=call.params, data=call.body,
+                                            headers=dict(call.headers), auth=self.auth, timeout=timeout)  # fmt: skip
+        except requests.RequestException as exc:
+            self._log_attempt(call, attempt, started, None, type(exc).__name__)
+            raise self._transport_error(call, exc, attempt) from None
+        self._log_attempt(call, attempt, started, response.status_code, None)
+        return self._judge(call, response, attempt)
+
+    def _judge(self, call: _Call, response: requests.Response, attempt: int) -> requests.Response:
+        status = response.status_code
+        verdict = call.classify(response) if call.classify and not 200 <= status < 300 else None
+        action = (
+            verdict.action if verdict else action_for_status(status, self.policy.status_actions, call.actions)
+        )
+        if action is Action.OK and call.expect and status not in call.expect:
+            action = Action.FAIL
+        if action in (Action.OK, Action.IGNORE):
+            return response
+        reason = verdict.reason if verdict and verdict.reason else _HINTS.get(status, "the request failed")
+        raise self._status_error(call, response, action, reason, attempt)
+
+    def _status_error(
+        self, call: _Call, response: requests.Response, action: Action, reason: str, attempt: int
+    ) -> RemoteError:
+        evidence = {**self._evidence(call.method, call.url, response), "attempt": attempt}
+        message = f"{self.system}: {call.method} {call.path} returned {response.status_code}: {reason}"
+        if action is Action.RATE_LIMITED:
+            return RateLimitedError(message, retry_after=self._server_wait(response), **evidence)
+        if action is Action.RETRY:
+            if not call.safe_to_repeat:
+                return _unknown_outcome(message, evidence)
+            return RetriableRemoteError(message, retry_after=self._server_wait(response), **evidence)
+        error_type = {Action.FAIL_CONFIG: RemoteConfigError, Action.FAIL_NOT_FOUND: RemoteNotFoundError}
+        return error_type.get(action, FatalRemoteError)(message, **evidence)
+
+    def _transport_error(self, call: _Call, exc: requests.RequestException, attempt: int) -> RemoteError:
+        # str(exc) holds the full URL, query string included: only the exception's class name is kept.
+        kind = type(exc).__name__
+        evidence = {"system": self.system, "method": call.method, "path": call.path, "attempt": attempt}
+        if not isinstance(
+            exc, requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
+        ):
+            return RemoteConfigError(
+                f"{self.system}: {call.method} {call.path} could not be sent ({kind})", **evidence
+            )
+        message = f"{self.system}: {call.method} {call.path} failed: {kind}"
+        if call.safe_to_repeat or _never_sent(exc):
+            return RetriableRemoteError(message, **evidence)
+        return _unknown_outcome(message, evidence)
+
+    def _evidence(self, method: str, url: str, response: requests.Response) -> dict[str, Any]:
+        path, status, body = _display_path(url), response.status_code, self._excerpt(response)
+        return {"system": self.system, "method": method, "path": path, "status": status, "body": body}
+
+    def _excerpt(self, response: requests.Response) -> str:
+        text = response.content[: _BODY_EXCERPT * 4].decode(response.encoding or "utf-8", errors="replace")
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return mask_text(" ".join(text.split()))[:_BODY_EXCERPT]
+
+    def _secrets(self) -> list[str]:
+        if isinstance(self.auth, SecretBearing):
+            return [secret for secret in self.auth.secrets() if len(secret) >= 4]
+        return []
+
+    def _log_attempt(
+        self, call: _Call, attempt: int, started: float, status: int | None, error: str | None
+    ) -> None:
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        fields = {"system": self.system, "method": call.method, "path": call.path, "status": status,
+                  "duration_ms": duration_ms, "attempt": attempt}  # fmt: skip
+        if error is None and status is not None and status < 400:
+            _log.info("http.request", **fields)
+        else:
+            _log.warning("http.request", error=error, **fields)
+
+    # -- waiting -----------------------------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        asked = error.context.get("retry_after") if isinstance(error, RemoteError) else None
+        if asked is not None:
+            return min(max(float(asked), 0.0), self.policy.max_retry_wait)
+        ceiling = min(self.policy.backoff_max, self.policy.backoff_base * 2.0 ** (state.attempt_number - 1))
+        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
+
+    def _server_wait(self, response: requests.Response) -> float | None:
+        """Seconds the server asked us to wait: ``Retry-After`` (seconds or HTTP date), else ``X-RateLimit-Reset``."""
+        retry_after = response.headers.get("Retry-After")
+        if retry_after:
+            return self._parse_retry_after(retry_after.strip())
+        reset = response.headers.get("X-RateLimit-Reset")
+        if reset:
+            try:
+                seconds = float(reset)
+            except ValueError:
+                return None
+            return max(seconds - self._now().timestamp(), 0.0) if seconds > _EPOCH_THRESHOLD else seconds
+        return None
+
+    def _parse_retry_after(self, value: str) -> float | None:
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max((when - self._now()).total_seconds(), 0.0)
+
+
+def _unknown_outcome(message: str, evidence: dict[str, Any]) -> RetriableRemoteError:
+    return RetriableRemoteError(f"{message} (outcome unknown: look the write up before repeating)",
+                                outcome_unknown=True, **evidence)  # fmt: skip
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    return isinstance(error, RetriableRemoteError) and not outcome_unknown(error)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when the connection was never established, so the server cannot have seen the request."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectTimeoutError | ConnectionRefusedError):
+            return True
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None)])
+        stack.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return False
+
+
+def _display_path(url: str) -> str:
+    """The URL path for logs and errors: no scheme, host, credentials or query string; phones masked."""
+    return mask_text(unquote(urlsplit(url).path) or "/")
