@@ -85,6 +85,10 @@ def _error(status: int, message: str, violations: list[tuple[str, str]] | None =
     return Response(dumps(body), status_code=status, media_type=_JSON)
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return _error(404, "Not found")
+
+
 @dataclass
 class _Stream:
     """One store's documents of one type selection, sorted by close time."""
@@ -291,6 +295,6 @@ def build_evotor_app(
         >>> # GET /stores/{id}/documents?since=1700000000000&type=SELL,PAYBACK with X-Authorization: <token>
     """
     data = _prerender(world)
-    app = Starlette(routes=_routes(data, page_size))
+    app = Starlette(routes=_routes(data, page_size), exception_handlers={404: _not_found, 405: _not_found})
     app.add_middleware(_Gate, token=token, budget=RateBudget(rate_per_second, burst))
     return app
