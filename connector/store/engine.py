@@ -1,0 +1,287 @@
+"""Opening the state database: engines, sessions and the Alembic upgrade that runs on first use.
+
+The schema exists only through the migrations in ``connector/store/migrations``. :func:`open_store` upgrades a
+database that is empty or behind before handing it out; ``loyalty-connector db upgrade`` does the same
+explicitly. Two processes opening a fresh database at once are serialised by a lock (a PostgreSQL advisory
+lock, SQLite's write lock), so the migrations run exactly once.
+
+SQLite (the default, ``sqlite:///connector.db``) runs in WAL mode with a busy timeout so that readers never
+block the writer and concurrent writers wait instead of failing. PostgreSQL is given by URL
+(``postgresql+psycopg://user@host/db``; a plain ``postgresql://`` means psycopg 3 too). A PostgreSQL schema
+can be chosen in the URL: ``…?options=-csearch_path%3Dconnector``.
+
+Example:
+    >>> store = open_store("sqlite:///connector.db")        # doctest: +SKIP
+    >>> store.ledger.append(posting)                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from connector.errors import StoreError
+from connector.store.ledger import Ledger
+from connector.store.outbox import Outbox
+from connector.store.types import json_deserializer, json_serializer
+
+__all__ = [
+    "DEFAULT_STATE_URL",
+    "MIGRATIONS_DIR",
+    "Store",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "masked_url",
+    "open_store",
+    "upgrade",
+]
+
+DEFAULT_STATE_URL = "sqlite:///connector.db"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_SQLITE_BUSY_TIMEOUT_S = 30.0
+# Any constant unique to this application: the key of the PostgreSQL advisory lock taken while migrating.
+_MIGRATION_LOCK_KEY = 0x4C43_0001
+
+
+def masked_url(url: str | URL) -> str:
+    """The URL as it may be shown to a person: the password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid database URL>"
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a database URL: {exc}", state=masked_url(url)) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError("the state database must be SQLite or PostgreSQL", state=masked_url(parsed))
+    return parsed
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets the console read while sync writes; NORMAL is durable across application crashes in WAL.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    connect_args: dict[str, Any] = {"timeout": _SQLITE_BUSY_TIMEOUT_S}
+    options: dict[str, Any] = {}
+    if url.database in (None, "", ":memory:"):
+        # One shared connection, or every checkout would see its own empty in-memory database.
+        connect_args["check_same_thread"] = False
+        options["poolclass"] = StaticPool
+    else:
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args=connect_args,
+        json_serializer=json_serializer,
+        json_deserializer=json_deserializer,
+        **options,
+    )
+    event.listen(engine, "connect", _on_sqlite_connect)
+    return engine
+
+
+def make_engine(url: str) -> Engine:
+    """Create the SQLAlchemy engine for a state URL, with the connection settings this project relies on.
+
+    Args:
+        url: ``sqlite:///path`` or ``postgresql+psycopg://…``.
+
+    Raises:
+        StoreError: the URL is malformed or names another database.
+    """
+    parsed = _parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        json_serializer=json_serializer,
+        json_deserializer=json_deserializer,
+    )
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations, independent of the current directory.
+
+    Args:
+        connection: when given, the migrations run on it (its transaction is left for the caller to commit).
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        config.attributes["connection"] = connection
+        config.set_main_option("sqlalchemy.url", masked_url(connection.engine.url).replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision the packaged migrations define."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships its initial migration
+        raise StoreError("no migrations found", path=str(MIGRATIONS_DIR))
+    return head
+
+
+def _revision_of(connection: Connection) -> str | None:
+    heads = MigrationContext.configure(connection).get_current_heads()
+    return heads[0] if heads else None
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    with engine.connect() as connection:
+        return _revision_of(connection)
+
+
+def _first_line(exc: BaseException) -> str:
+    # The driver's message without the SQL and parameters SQLAlchemy appends on later lines.
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {lines[0] if lines else ''}"
+
+
+def _take_migration_lock(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # Released at commit: a second process waits here, then finds the schema current.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    else:
+        # The write lock up front (waiting up to the busy timeout), not at the first DDL statement.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upgrade(engine: Engine) -> str:
+    """Bring the database to the newest revision (a no-op when it is there already).
+
+    Returns:
+        The revision the database is at afterwards.
+
+    Raises:
+        StoreError: the database cannot be reached or a migration failed.
+    """
+    head = head_revision()
+    try:
+        with engine.connect() as connection:
+            _take_migration_lock(connection)
+            if _revision_of(connection) != head:
+                command.upgrade(alembic_config(connection), "head")
+            connection.commit()
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"cannot migrate the state database: {_first_line(exc)}", state=masked_url(engine.url)
+        ) from exc
+    return head
+
+
+class Store:
+    """The open state database: its engine, a session factory, and the ledger and outbox over them.
+
+    Args:
+        engine: an engine from :func:`make_engine` whose schema is current.
+
+    Example:
+        >>> with store.session() as session:                 # doctest: +SKIP
+        ...     session.scalars(select(Run)).all()
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked, for messages."""
+        return masked_url(self.engine.url)
+
+    def session(self) -> Session:
+        """A new ORM session (use it as a context manager; commit explicitly)."""
+        return self.sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session inside a transaction: committed when the block ends, rolled back on an exception."""
+        with self.sessions.begin() as session:
+            yield session
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The postings ledger of this database."""
+        return Ledger(self.sessions)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        """The outbox of writes to other systems."""
+        return Outbox(self.sessions)
+
+    def close(self) -> None:
+        """Close every pooled connection (the store can be reopened by using it again)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def open_store(url: str = DEFAULT_STATE_URL, *, migrate: bool = True) -> Store:
+    """Open the state database, creating or upgrading its schema by the migrations when needed.
+
+    Args:
+        url: the ``state:`` URL of ``connector.yaml``.
+        migrate: when False, a database that is not at the newest revision is an error instead.
+
+    Raises:
+        StoreError: unreachable, not migratable, or (``migrate=False``) not current.
+    """
+    engine = make_engine(url)
+    try:
+        current = current_revision(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(
+            f"cannot open the state database: {_first_line(exc)}", state=masked_url(engine.url)
+        ) from exc
+    if current != head_revision():
+        if not migrate:
+            engine.dispose()
+            raise StoreError(
+                f"the state database is at revision {current or 'none'}, not {head_revision()}: "
+                "run `loyalty-connector db upgrade`",
+                state=masked_url(engine.url),
+            )
+        upgrade(engine)
+    return Store(engine)

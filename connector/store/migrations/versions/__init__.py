@@ -1,0 +1,1 @@
+"""Migration scripts, one per revision; shipped as package data so a non-editable install finds them."""
