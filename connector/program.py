@@ -25,6 +25,7 @@ from connector.model import Money, Points
 
 __all__ = [
     "Accrual",
+    "DecimalLoader",
     "Events",
     "Program",
     "Promotion",
@@ -143,8 +144,13 @@ class Program(_Config):
         return ZoneInfo(self.timezone)
 
 
-class _DecimalLoader(yaml.SafeLoader):
-    """Safe YAML loader that reads floats as Decimal, from their source text."""
+class DecimalLoader(yaml.SafeLoader):
+    """Safe YAML loader that reads floats as Decimal, from their source text (``7.35`` -> ``Decimal("7.35")``).
+
+    Example:
+        >>> yaml.load("percent: 7.35", Loader=DecimalLoader)
+        {'percent': Decimal('7.35')}
+    """
 
 
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
@@ -152,7 +158,7 @@ def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
     return Decimal(text)
 
 
-_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 
 
 def load_program(path: Path) -> Program:
@@ -176,7 +182,7 @@ def load_program(path: Path) -> Program:
     node = _child(root, "program") if root is not None else None
     if node is None:
         raise ConfigError("no top-level 'program:' key", file=str(path))
-    loader = _DecimalLoader("")
+    loader = DecimalLoader("")
     try:
         data = loader.construct_document(node)
     except (yaml.YAMLError, ArithmeticError) as exc:
@@ -195,7 +201,7 @@ def _compose(path: Path) -> yaml.Node | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the file: {exc}", file=str(path)) from None
     try:
-        return yaml.compose(text, Loader=_DecimalLoader)
+        return yaml.compose(text, Loader=DecimalLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
