@@ -17,7 +17,8 @@ the presence of ``app_payment``.
 
 from __future__ import annotations
 
-import uuid
+import functools
+import hashlib
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,7 +43,6 @@ __all__ = [
 BONUS_APP_ID = "6f1d3c2a-5b7e-4a90-8c3d-b0b0c0de0001"
 BONUS_APP_NAME = "Бонусы"
 BANK_APP_ID = "6f1d3c2a-5b7e-4a90-8c3d-ba4c0de00002"
-_NAMESPACE = uuid.UUID("1b4e28ba-2fa1-41d2-883f-0016d3cca427")
 _CENT = Decimal("0.01")
 _PERCENT = Decimal("0.00001")
 _ZERO = Decimal("0.00")
@@ -50,7 +50,15 @@ _PAYMENT_TYPES = {"cash": "CASH", "card": "ELECTRON", "bonus": "ADVANCE", "certi
 
 
 def _uid(*parts: object) -> str:
-    return str(uuid.uuid5(_NAMESPACE, ":".join(str(part) for part in parts)))
+    """A stable uuid-shaped id derived from ``parts`` (hex of a hash; cheaper than uuid5 for 100k documents)."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=16).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-a{digest[17:20]}-{digest[20:]}"
+
+
+@functools.lru_cache(maxsize=65536)
+def _shared_uid(*parts: object) -> str:
+    """:func:`_uid` for ids many documents share (a store's session, cashier, print group)."""
+    return _uid(*parts)
 
 
 def variant(document_id: str, aspect: str) -> bool:
@@ -271,7 +279,7 @@ def _customer(index: SandboxIndex, receipt: Receipt) -> tuple[dict[str, Any], di
 def _body(index: SandboxIndex, receipt: Receipt, store: Store) -> tuple[dict[str, Any], dict[str, Any]]:
     wrapped = variant(receipt.id, "wrapped")
     doc_level = variant(receipt.id, "doc_discount")
-    print_group = _uid(store.id, "print_group")
+    print_group = _shared_uid(store.id, "print_group")
     positions = [_position(index, receipt, line, doc_level) for line in receipt.lines]
     total_sum = sum((position["sum"] for position in positions), _ZERO)
     payments = [
@@ -309,9 +317,9 @@ def render_document(index: SandboxIndex, receipt: Receipt) -> dict[str, Any]:
         "close_date": close_date(receipt.occurred_at),
         "created_at": close_date(uploaded),
         "time_zone_offset": _offset_ms(receipt.occurred_at),
-        "session_id": _uid(store.id, "session", receipt.session_number),
+        "session_id": _shared_uid(store.id, "session", receipt.session_number),
         "session_number": receipt.session_number,
-        "close_user_id": _uid(store.id, "cashier"),
+        "close_user_id": _shared_uid(store.id, "cashier"),
         "device_id": store.evotor_device_id,
         "store_id": store.id,
         "user_id": index.user_id,

@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import math
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +21,9 @@ from typing import Any
 __all__ = ["RateBudget", "RateDecision", "decode_cursor", "dumps", "encode_cursor"]
 
 _MARK = "\x01"
-# json escapes the control character as \u0001, so the marked number shows up as "\u0001<digits>\u0001".
-_MARKED_NUMBER = re.compile(r'"\\u0001(-?[0-9]+(?:\.[0-9]+)?)\\u0001"')
+# json escapes the control character as \u0001, so a marked number shows up as "\u0001<digits>\u0001";
+# dropping the quote+mark pairs leaves the bare number. Strings must therefore not start or end with U+0001.
+_OPEN, _CLOSE = '"\\u0001', '\\u0001"'
 
 
 def _decimal_default(value: Any) -> str:
@@ -40,7 +40,7 @@ def dumps(payload: Any) -> bytes:
         b'{"sum":423.08,"qty":2}'
     """
     text = json.dumps(payload, default=_decimal_default, ensure_ascii=False, separators=(",", ":"))
-    return _MARKED_NUMBER.sub(r"\1", text).encode()
+    return text.replace(_OPEN, "").replace(_CLOSE, "").encode()
 
 
 def encode_cursor(state: dict[str, Any]) -> str:
