@@ -1,0 +1,466 @@
+"""OData v3 query options as 1C's standard interface reads them: ``$filter``, ``$orderby``, ``$select``, paging.
+
+``$filter`` is parsed by recursive descent straight into Python closures over stored rows (reference/onec.md
+§1.4): comparisons ``eq ne gt ge lt le``, ``and``/``or``/``not``, parentheses, arithmetic ``add sub mul div
+mod``, literals ``guid'…'``, ``datetime'…'``, ``'O''Brien'``, ``true``/``false``, ``null`` and numbers (``10``,
+``2.5``, ``2.5M``, ``10L``), functions (``substringof``, ``startswith``, ``endswith``, ``length``, ``indexof``,
+``substring``, ``tolower``, ``toupper``, ``trim``, ``concat``, ``year`` … ``second``) and ``Section/any(d: …)`` /
+``all`` over tabular sections. A field compared with a literal of another type is a parse error (code 14), as
+are unknown fields — 1C refuses both rather than guessing.
+
+Example:
+    >>> match = compile_filter("Description eq 'O''Brien' and not DeletionMark", {"Description": "String",
+    ...                        "DeletionMark": "Boolean"})
+    >>> match({"Description": "O'Brien", "DeletionMark": False})
+    True
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from connector.sandbox.onec.wire import OneCServiceError, parse_datetime
+
+__all__ = ["Evaluator", "Query", "ResultCache", "compile_filter", "parse_query", "query_error", "run_query"]
+
+Evaluator = Callable[[dict[str, Any]], Any]
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<typed>(?:guid|datetime|datetimeoffset|time|binary|X)'[^']*')
+    | (?P<string>'(?:[^']|'')*')
+    | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[mMdDfFlL]?)
+    | (?P<name>[^\W\d]\w*)
+    | (?P<punct>[(),/:])
+    )""",
+    re.VERBOSE,
+)
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "div": operator.truediv,
+    "mod": operator.mod,
+}
+_LITERAL_FITS = {
+    "str": {"String"},
+    "guid": {"Guid", "String"},
+    "datetime": {"DateTime"},
+    "number": {"Double", "Int16", "Int32", "Int64"},
+    "bool": {"Boolean"},
+}
+_NUMBER_TYPES = _LITERAL_FITS["number"]
+
+
+def query_error(message: str, **context: Any) -> OneCServiceError:
+    """1C's answer to a query it cannot parse: code 14, HTTP 400."""
+    return OneCServiceError(message, code="14", status=400, **context)
+
+
+@dataclass(frozen=True)
+class _Node:
+    evaluate: Evaluator
+    kind: str | None = None  # literal kind (str, guid, …) for constants, EDM type for fields
+    constant: Any = None
+    field: str | None = None
+    is_const: bool = False
+
+
+def _const(value: Any, kind: str | None) -> _Node:
+    return _Node(lambda _row: value, kind, value, is_const=True)
+
+
+class _Parser:
+    def __init__(
+        self, text: str, types: Mapping[str, str], sections: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        self.text = text
+        self.tokens = self._tokenize(text)
+        self.pos = 0
+        self.scopes: list[tuple[str, Mapping[str, str]]] = [("", types)]
+        self.sections = sections
+
+    def _tokenize(self, text: str) -> list[tuple[str, str]]:
+        tokens, index = [], 0
+        while index < len(text):
+            if text[index:].strip() == "":
+                break
+            match = _TOKEN.match(text, index)
+            if match is None or match.lastgroup is None:
+                raise query_error(f"Ошибка разбора выражения отбора: неожиданный символ в позиции {index}")
+            tokens.append((match.lastgroup, match.group(match.lastgroup)))
+            index = match.end()
+        return tokens
+
+    def _peek(self, offset: int = 0) -> tuple[str, str] | None:
+        index = self.pos + offset
+        return self.tokens[index] if index < len(self.tokens) else None
+
+    def _next(self) -> tuple[str, str]:
+        token = self._peek()
+        if token is None:
+            raise query_error("Ошибка разбора выражения отбора: неожиданный конец выражения")
+        self.pos += 1
+        return token
+
+    def _expect(self, value: str) -> None:
+        token = self._next()
+        if token[1] != value:
+            raise query_error(f"Ошибка разбора выражения отбора: ожидается '{value}', получено '{token[1]}'")
+
+    def _keyword(self, *words: str) -> str | None:
+        token = self._peek()
+        if token is not None and token[0] == "name" and token[1] in words:
+            self.pos += 1
+            return token[1]
+        return None
+
+    def parse(self) -> Evaluator:
+        node = self._or()
+        if self._peek() is not None:
+            raise query_error(f"Ошибка разбора выражения отбора: лишний текст '{self._peek()[1]}'")  # type: ignore[index]
+        return node.evaluate
+
+    def _or(self) -> _Node:
+        node = self._and()
+        while self._keyword("or"):
+            node = _Node(_either(node.evaluate, self._and().evaluate))
+        return node
+
+    def _and(self) -> _Node:
+        node = self._not()
+        while self._keyword("and"):
+            node = _Node(_both(node.evaluate, self._not().evaluate))
+        return node
+
+    def _not(self) -> _Node:
+        if self._keyword("not"):
+            inner = self._not().evaluate
+            return _Node(lambda row: not inner(row))
+        return self._comparison()
+
+    def _comparison(self) -> _Node:
+        left = self._additive()
+        word = self._keyword(*_COMPARE)
+        if word is None:
+            return left
+        return _compare(_COMPARE[word], left, self._additive())
+
+    def _additive(self) -> _Node:
+        node = self._multiplicative()
+        while word := self._keyword("add", "sub"):
+            node = _arith(_ARITHMETIC[word], node, self._multiplicative())
+        return node
+
+    def _multiplicative(self) -> _Node:
+        node = self._primary()
+        while word := self._keyword("mul", "div", "mod"):
+            node = _arith(_ARITHMETIC[word], node, self._primary())
+        return node
+
+    def _primary(self) -> _Node:
+        kind, value = self._next()
+        if value == "(":
+            node = self._or()
+            self._expect(")")
+            return node
+        if kind == "string":
+            return _const(value[1:-1].replace("''", "'"), "str")
+        if kind == "typed":
+            return _typed_literal(value)
+        if kind == "number":
+            return _number(value)
+        if kind == "name":
+            return self._name(value)
+        raise query_error(f"Ошибка разбора выражения отбора: неожиданная лексема '{value}'")
+
+    def _name(self, name: str) -> _Node:
+        if name in ("true", "false"):
+            return _const(name == "true", "bool")
+        if name == "null":
+            return _const(None, None)
+        token = self._peek()
+        if token is not None and token[1] == "(":
+            return self._function(name)
+        return self._path(name)
+
+    def _path(self, name: str) -> _Node:
+        scope_var, types = self.scopes[-1]
+        if scope_var and name == scope_var:
+            self._expect("/")
+            name = self._next()[1]
+        elif self._peek() is not None and self._peek()[1] == "/" and name in self.sections:  # type: ignore[index]
+            self.pos += 1
+            return self._lambda(name)
+        edm_type = types.get(name)
+        if edm_type is None:
+            raise query_error(f"Ошибка разбора выражения отбора: неизвестное поле '{name}'", field=name)
+        getter = operator.itemgetter(name)
+        return _Node(getter, edm_type, field=name)
+
+    def _lambda(self, section: str) -> _Node:
+        word = self._keyword("any", "all")
+        if word is None:
+            raise query_error(f"Ошибка разбора выражения отбора: после '{section}/' ожидается any или all")
+        self._expect("(")
+        variable = self._next()[1]
+        self._expect(":")
+        self.scopes.append((variable, self.sections[section]))
+        body = self._or().evaluate
+        self.scopes.pop()
+        self._expect(")")
+        quantifier = any if word == "any" else all
+        return _Node(lambda row: quantifier(bool(body(line)) for line in row[section]))
+
+    def _function(self, name: str) -> _Node:
+        function = _FUNCTIONS.get(name.lower())
+        if function is None:
+            raise query_error(f"Ошибка разбора выражения отбора: неизвестная функция '{name}'")
+        self._expect("(")
+        args = [self._or().evaluate]
+        while self._peek() is not None and self._peek()[1] == ",":  # type: ignore[index]
+            self.pos += 1
+            args.append(self._or().evaluate)
+        self._expect(")")
+        return _Node(lambda row: function(*(arg(row) for arg in args)))
+
+
+def _either(a: Evaluator, b: Evaluator) -> Evaluator:
+    return lambda row: bool(a(row)) or bool(b(row))
+
+
+def _both(a: Evaluator, b: Evaluator) -> Evaluator:
+    return lambda row: bool(a(row)) and bool(b(row))
+
+
+def _typed_literal(text: str) -> _Node:
+    prefix, _, rest = text.partition("'")
+    body = rest[:-1]
+    try:
+        if prefix == "guid":
+            return _const(str(uuid.UUID(body)), "guid")
+        if prefix in ("datetime", "datetimeoffset"):
+            return _const(parse_datetime(body), "datetime")
+    except ValueError as exc:
+        raise query_error(f"Ошибка разбора выражения отбора: неверный литерал {text}") from exc
+    raise query_error(f"Ошибка разбора выражения отбора: неподдерживаемый литерал {text}")
+
+
+def _number(text: str) -> _Node:
+    digits = text.rstrip("mMdDfFlL")
+    try:
+        value: int | Decimal = int(digits) if re.fullmatch(r"-?\d+", digits) else Decimal(digits)
+    except InvalidOperation as exc:
+        raise query_error(f"Ошибка разбора выражения отбора: неверное число {text}") from exc
+    return _const(value, "number")
+
+
+def _check_types(left: _Node, right: _Node) -> None:
+    field, literal = (left, right) if left.field else (right, left)
+    if field.field is None or not literal.is_const or literal.kind not in _LITERAL_FITS:
+        return
+    if field.kind not in _LITERAL_FITS[literal.kind]:
+        raise query_error(
+            f"Ошибка разбора выражения отбора: несовместимые типы при сравнении поля '{field.field}' "
+            f"(Edm.{field.kind}) со значением {literal.constant!r}",
+            field=field.field,
+        )
+
+
+def _compare(test: Callable[[Any, Any], bool], left: _Node, right: _Node) -> _Node:
+    _check_types(left, right)
+    if left.field is not None and right.is_const:
+        name, constant = left.field, right.constant
+        # the common shape "Field op literal" gets a closure without a second call: it is the hot path
+        return _Node(lambda row: _safe(test, row[name], constant))
+    a, b = left.evaluate, right.evaluate
+    return _Node(lambda row: _safe(test, a(row), b(row)))
+
+
+def _safe(test: Callable[[Any, Any], bool], a: Any, b: Any) -> bool:
+    try:
+        return test(a, b)
+    except TypeError:
+        return False
+
+
+def _arith(function: Callable[[Any, Any], Any], left: _Node, right: _Node) -> _Node:
+    a, b = left.evaluate, right.evaluate
+
+    def evaluate(row: dict[str, Any]) -> Any:
+        x, y = a(row), b(row)
+        try:
+            return function(Decimal(x) if isinstance(x, int) else x, Decimal(y) if isinstance(y, int) else y)
+        except (TypeError, ArithmeticError):
+            return None
+
+    kind = "number" if {left.kind, right.kind} <= (_NUMBER_TYPES | {"number"}) else None
+    return _Node(evaluate, kind)
+
+
+def _substring(text: str, start: int, length: int | None = None) -> str:
+    return text[start:] if length is None else text[start : start + length]
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "substringof": lambda needle, haystack: str(needle) in str(haystack),
+    "startswith": lambda text, prefix: str(text).startswith(str(prefix)),
+    "endswith": lambda text, suffix: str(text).endswith(str(suffix)),
+    "length": lambda text: len(str(text)),
+    "indexof": lambda text, needle: str(text).find(str(needle)),
+    "substring": _substring,
+    "tolower": lambda text: str(text).lower(),
+    "toupper": lambda text: str(text).upper(),
+    "trim": lambda text: str(text).strip(),
+    "concat": lambda a, b: f"{a}{b}",
+    "year": lambda moment: moment.year if isinstance(moment, datetime) else None,
+    "month": lambda moment: moment.month if isinstance(moment, datetime) else None,
+    "day": lambda moment: moment.day if isinstance(moment, datetime) else None,
+    "hour": lambda moment: moment.hour if isinstance(moment, datetime) else None,
+    "minute": lambda moment: moment.minute if isinstance(moment, datetime) else None,
+    "second": lambda moment: moment.second if isinstance(moment, datetime) else None,
+}
+
+
+def compile_filter(
+    text: str, types: Mapping[str, str], sections: Mapping[str, Mapping[str, str]] | None = None
+) -> Evaluator:
+    """Compile an OData v3 ``$filter`` expression into a predicate over typed rows.
+
+    Raises:
+        OneCServiceError: code 14 (HTTP 400) on any syntax error, unknown field or type mismatch.
+    """
+    return _Parser(text, types, sections or {}).parse()
+
+
+@dataclass(frozen=True)
+class Query:
+    """Parsed query options of one collection request."""
+
+    filter_text: str = ""
+    predicate: Evaluator | None = None
+    order: tuple[tuple[str, bool], ...] = ()  # (field, descending)
+    select: tuple[str, ...] | None = None
+    top: int | None = None
+    skip: int = 0
+    inlinecount: bool = False
+
+
+def _order(text: str, types: Mapping[str, str]) -> tuple[tuple[str, bool], ...]:
+    keys = []
+    for part in filter(None, (item.strip() for item in text.split(","))):
+        words = part.split()
+        if len(words) > 2 or words[0] not in types or (len(words) == 2 and words[1] not in ("asc", "desc")):
+            raise query_error(f"Ошибка разбора выражения упорядочивания: '{part}'", field=words[0])
+        keys.append((words[0], len(words) == 2 and words[1] == "desc"))
+    return tuple(keys)
+
+
+def _select(text: str, known: set[str]) -> tuple[str, ...] | None:
+    names = [item.strip() for item in text.split(",") if item.strip()]
+    if not names or "*" in names:
+        return None
+    chosen = []
+    for name in names:
+        head = name.split("/")[0]
+        if head not in known and f"{head}_Key" not in known:
+            raise query_error(f"Ошибка разбора выражения выбора: неизвестное поле '{name}'", field=name)
+        if head in known and head not in chosen:
+            chosen.append(head)
+    return tuple(chosen)
+
+
+def _count(params: Mapping[str, str], name: str) -> int | None:
+    text = params.get(name)
+    if text is None or text == "":
+        return None
+    if not text.isdigit():
+        raise query_error(f"Неверное значение параметра {name}: '{text}'")
+    return int(text)
+
+
+def parse_query(
+    params: Mapping[str, str], types: Mapping[str, str], sections: Mapping[str, Mapping[str, str]]
+) -> Query:
+    """Read ``$filter``, ``$orderby``, ``$select``, ``$top``, ``$skip`` and ``$inlinecount`` of a request."""
+    filter_text = params.get("$filter", "").strip()
+    inlinecount = params.get("$inlinecount", "none")
+    if inlinecount not in ("allpages", "none"):
+        raise query_error(f"Неверное значение параметра $inlinecount: '{inlinecount}'")
+    return Query(
+        filter_text=filter_text,
+        predicate=compile_filter(filter_text, types, sections) if filter_text else None,
+        order=_order(params.get("$orderby", ""), types),
+        select=_select(params.get("$select", ""), set(types) | set(sections)),
+        top=_count(params, "$top"),
+        skip=_count(params, "$skip") or 0,
+        inlinecount=inlinecount == "allpages",
+    )
+
+
+class ResultCache:
+    """Filtered and ordered row lists of recent queries, keyed by the infobase version they were computed at.
+
+    Paging through a large set with ``$top``/``$skip`` repeats the same filter and order on every page; keeping
+    the last few results makes each further page a slice instead of a scan and a sort.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The cached list for ``key``, computing and remembering it on a miss."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        rows = compute()
+        with self._lock:
+            self._items[key] = rows
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return rows
+
+
+def _filtered_sorted(query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    predicate = query.predicate
+    result = [row for row in rows if predicate(row)] if predicate is not None else list(rows)
+    # stable sorts applied from the last key to the first give the multi-key order, each in its own direction
+    for name, descending in reversed(query.order):
+        result.sort(key=operator.itemgetter(name), reverse=descending)
+    return result
+
+
+def run_query(
+    query: Query, name: str, version: int, rows: list[dict[str, Any]], cache: ResultCache | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Apply filter, order and paging; returns the page and the count before paging (for ``$inlinecount``)."""
+    if query.predicate is None and not query.order:
+        matched = rows
+    elif cache is None:
+        matched = _filtered_sorted(query, rows)
+    else:
+        key = (name, version, query.filter_text, query.order)
+        matched = cache.get(key, lambda: _filtered_sorted(query, rows))
+    end = None if query.top is None else query.skip + query.top
+    return matched[query.skip : end], len(matched)
