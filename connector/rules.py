@@ -212,6 +212,20 @@ def _midnight(program: Program, day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=program.zone)
 
 
+def _accrual(program: Program, sale: Sale, account: str, cents: int) -> Posting:
+    available = sale.business_date + timedelta(days=program.activation_delay_days)
+    expires = available + timedelta(days=program.expiry_days) if program.expiry_days else None
+    return _posting(
+        sale,
+        account,
+        "accrual",
+        cents,
+        status="pending",
+        available_at=_midnight(program, available),
+        expires_at=_midnight(program, expires) if expires else None,
+    )
+
+
 def sale_postings(program: Program, sale: Sale, *, cumulative_spend: Decimal) -> list[Posting]:
     """The redemption and then the accrual a sale expects (none for anonymous or unposted sales).
 
@@ -229,19 +243,7 @@ def sale_postings(program: Program, sale: Sale, *, cumulative_spend: Decimal) ->
     if figures.redemption:
         postings.append(_posting(sale, account, "redemption", -figures.redemption))
     if figures.accrual:
-        available = sale.business_date + timedelta(days=program.activation_delay_days)
-        expires = available + timedelta(days=program.expiry_days) if program.expiry_days else None
-        postings.append(
-            _posting(
-                sale,
-                account,
-                "accrual",
-                figures.accrual,
-                status="pending",
-                available_at=_midnight(program, available),
-                expires_at=_midnight(program, expires) if expires else None,
-            )
-        )
+        postings.append(_accrual(program, sale, account, figures.accrual))
     return postings
 
 

@@ -338,6 +338,13 @@ def test_card_identifies_a_customer_without_phone() -> None:
     )
     (accrual,) = sale_postings(make_program(), receipt, cumulative_spend=D(0))
     assert accrual.account == "card:2000000012345"
+    both = Sale.model_validate(
+        {**receipt.model_dump(), "customer": {"phone": PHONE, "card": "2000000012345"}}
+    )
+    assert [p.account for p in sale_postings(make_program(), both, cumulative_spend=D(0))] == [PHONE]
+    # An e-mail alone identifies no ledger account: the sale counts as anonymous
+    email_only = Sale.model_validate({**receipt.model_dump(), "customer": {"email": "a@example.com"}})
+    assert sale_postings(make_program(), email_only, cumulative_spend=D(0)) == []
 
 
 def test_drafts_and_deleted_documents_count_for_nothing() -> None:
