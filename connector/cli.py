@@ -39,6 +39,7 @@ _COMMANDS: dict[str, str] = {
     "schema": "connector.commands.basics:schema",
     "init": "connector.commands.basics:init",
     "demo": "connector.commands.basics:demo",
+    "map": "connector.commands.map:map_command",
 }
 
 

@@ -219,6 +219,7 @@ def compile_expression(text: str) -> ParsedResult:
     unknown = sorted(set(_function_calls(parsed.parsed)) - FUNCTION_NAMES)
     if unknown:
         raise ValueError(f"unknown function {unknown[0]}() in expression {text!r}")
+    parsed.expression = text  # evidence shows what the integrator wrote, not the quoted form
     return parsed
 
 

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from connector.errors import ConfigError
 from connector.mapping.spec import DocumentSpec, PostingSpec, ReceiptSpec
+from connector.program import DecimalLoader
 
 __all__ = ["load_spec", "resolve", "shipped_mappings", "shipped_root"]
 
@@ -64,7 +65,7 @@ def _compose(path: Path) -> tuple[Any, yaml.Node]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read mapping file: {exc.strerror}", file=str(path)) from None
-    loader = yaml.SafeLoader(text)
+    loader = DecimalLoader(text)  # a YAML float (default: 0.5) must be a Decimal, never a binary float
     try:
         node = loader.get_single_node()
         if node is None:
