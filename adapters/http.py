@@ -15,8 +15,8 @@ What happens on every call, in order:
    then the call's overrides): ``ok`` returns, ``ignore`` returns the response for the caller to inspect, the
    ``fail_*`` actions raise a :class:`~connector.errors.FatalRemoteError`, ``retry``/``rate_limited`` raise a
    :class:`~connector.errors.RetriableRemoteError` that tenacity retries with exponential backoff and jitter, or
-   after the wait the server asked for (``Retry-After`` seconds or HTTP date, Evotor's ``X-RateLimit-Reset``),
-   clamped to :attr:`HttpPolicy.max_retry_wait`;
+   after the wait the server asked for (``Retry-After`` seconds or HTTP date, Evotor's ``X-RateLimit-Reset``,
+   MoySklad's ``X-Lognex-Retry-After``), clamped to :attr:`HttpPolicy.max_retry_wait`;
 4. each attempt is logged (system, method, path, status, duration_ms, attempt) — never a URL query or header.
 
 Non-idempotent requests (POST, PATCH) are **not** retried blindly: when the request may have reached the server
@@ -49,7 +49,7 @@ from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 from requests.auth import AuthBase
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -193,7 +193,7 @@ class HttpPolicy(BaseModel):
         backoff_base: first backoff in seconds; doubles per retry, with jitter.
         backoff_max: cap of one exponential backoff.
         max_retry_wait: cap of a wait the server asked for (``Retry-After``, ``X-RateLimit-Reset``).
-        rate: request budget, ``None`` for unlimited.
+        rate: request budget or the name of a preset (``amocrm``), ``None`` for unlimited.
         status_actions: this system's overrides of the status table (e.g. RetailCRM ``{503: "rate_limited"}``).
         retry_unsafe: retry POST/PATCH even when the outcome is unknown (only for targets that dedupe).
     """
@@ -209,6 +209,16 @@ class HttpPolicy(BaseModel):
     rate: RateBudget | None = None
     status_actions: dict[int, Action] = Field(default_factory=dict)
     retry_unsafe: bool = False
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _preset(cls, value: Any) -> Any:
+        """A preset name (``rate: amocrm``) stands for its budget."""
+        if isinstance(value, str):
+            if value not in BUDGET_PRESETS:
+                raise ValueError(f"unknown rate preset {value!r}; known: {', '.join(BUDGET_PRESETS)}")
+            return BUDGET_PRESETS[value]
+        return value
 
 
 class SystemHttpConfig(BaseModel):
@@ -561,31 +571,47 @@ class HttpClient:
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     def _server_wait(self, response: requests.Response) -> float | None:
-        """Seconds the server asked us to wait: ``Retry-After`` (seconds or HTTP date), else ``X-RateLimit-Reset``."""
-        retry_after = response.headers.get("Retry-After")
-        if retry_after:
-            return self._parse_retry_after(retry_after.strip())
-        reset = response.headers.get("X-RateLimit-Reset")
-        if reset:
-            try:
-                seconds = float(reset)
-            except ValueError:
-                return None
-            return max(seconds - self._now().timestamp(), 0.0) if seconds > _EPOCH_THRESHOLD else seconds
+        """Seconds the server asked us to wait, from the first header of :data:`_WAIT_HEADERS` it sent."""
+        for header, parse in _WAIT_HEADERS.items():
+            value = response.headers.get(header, "").strip()
+            wait = parse(value, self._now()) if value else None
+            if wait is not None:
+                return max(wait, 0.0)
         return None
 
-    def _parse_retry_after(self, value: str) -> float | None:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max((when - self._now()).total_seconds(), 0.0)
+
+def _seconds_or_http_date(value: str, now: datetime) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() - now.timestamp()
+
+
+def _reset_seconds(value: str, now: datetime) -> float | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds - now.timestamp() if seconds > _EPOCH_THRESHOLD else seconds
+
+
+def _milliseconds(value: str, _now: datetime) -> float | None:
+    try:
+        return float(value) / 1000
+    except ValueError:
+        return None
+
+
+_WAIT_HEADERS: Mapping[str, Callable[[str, datetime], float | None]] = {
+    "Retry-After": _seconds_or_http_date,  # RFC 9110: seconds or an HTTP date
+    "X-RateLimit-Reset": _reset_seconds,  # Evotor: seconds until the window resets
+    "X-Lognex-Retry-After": _milliseconds,  # MoySklad: milliseconds
+}
 
 
 def _unknown_outcome(message: str, evidence: dict[str, Any]) -> RetriableRemoteError:

@@ -389,3 +389,43 @@ def test_client_uses_the_shared_bucket_of_its_system(mocked: responses.RequestsM
     first, second = HttpClient(config), HttpClient(config)
     assert first.bucket is second.bucket is shared_bucket("amo-test", BUDGET_PRESETS["amocrm"])
     assert HttpClient(SystemHttpConfig(system="x", base_url=BASE)).bucket is None
+
+
+def test_moysklad_retry_after_is_in_milliseconds(mocked: responses.RequestsMock) -> None:
+    mocked.get(f"{BASE}/a", status=429, headers={"X-Lognex-Retry-After": "1500"})
+    mocked.get(f"{BASE}/a", json={})
+    sleeps = Sleeps()
+    make_client(sleeps).get_json("a")
+    assert sleeps == [1.5]
+
+
+def test_rate_preset_by_name_and_unknown_preset() -> None:
+    assert HttpPolicy.model_validate({"rate": "moysklad"}).rate == RateBudget(requests=45, per_seconds=3)
+    assert HttpPolicy.model_validate({"rate": {"requests": 10, "per_seconds": 2}}).rate == RateBudget(
+        requests=10, per_seconds=2
+    )
+    with pytest.raises(ValueError, match="unknown rate preset"):
+        HttpPolicy.model_validate({"rate": "bitrix"})
+    policy = HttpPolicy.model_validate({"status_actions": {503: "rate_limited"}})
+    assert policy.status_actions == {503: Action.RATE_LIMITED}
+
+
+def test_retry_unsafe_policy_retries_posts(mocked: responses.RequestsMock) -> None:
+    mocked.post(f"{BASE}/credit", status=503)
+    mocked.post(f"{BASE}/credit", status=201, json={"id": 1})
+    assert make_client(Sleeps(), retry_unsafe=True).request_json("POST", "credit", json={}) == {"id": 1}
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_idempotent_methods_are_retried(mocked: responses.RequestsMock, method: str) -> None:
+    mocked.add(method, f"{BASE}/a", status=504)
+    mocked.add(method, f"{BASE}/a", status=200)
+    assert make_client(Sleeps()).request(method, "a").status_code == 200
+
+
+def test_no_retries_when_max_retries_is_zero(mocked: responses.RequestsMock) -> None:
+    mocked.get(f"{BASE}/a", status=500)
+    sleeps = Sleeps()
+    with pytest.raises(RetriableRemoteError):
+        make_client(sleeps, max_retries=0).get_json("a")
+    assert sleeps == []

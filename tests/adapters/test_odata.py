@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 import responses
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.http import HttpClient, HttpPolicy, SystemHttpConfig
 from adapters.odata import (
@@ -419,3 +421,27 @@ def test_balance_virtual_table_url(mocked: responses.RequestsMock) -> None:
         "Dimensions='Партнер')"
     )
     assert " " not in str(mocked.calls[0].request.url)
+
+
+def _read_string_literal(text: str) -> tuple[str, int]:
+    """An OData tokenizer's view of a quoted literal at the start of ``text``: its value and its length."""
+    assert text[0] == "'"
+    value, i = [], 1
+    while True:
+        if text[i] == "'":
+            if i + 1 < len(text) and text[i + 1] == "'":
+                value.append("'")
+                i += 2
+                continue
+            return "".join(value), i + 1
+        value.append(text[i])
+        i += 1
+
+
+@given(st.text())
+def test_a_string_value_is_always_exactly_one_literal(value: str) -> None:
+    filter_text = str(eq("Комментарий", value)) + " and Posted eq true"
+    literal_start = filter_text.index("'")
+    parsed, length = _read_string_literal(filter_text[literal_start:])
+    assert parsed == value
+    assert filter_text[literal_start + length :] == " and Posted eq true"
