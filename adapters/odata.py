@@ -415,6 +415,8 @@ class ODataClient:
             rows = self._pages_by_link(path, query)
         else:
             order = ",".join(dict.fromkeys([*map(field_name, orderby), *key_fields]))
+            if not order:
+                raise ValueError("$skip paging needs a total order: give key_fields or orderby")
             rows = self._pages_by_skip(path, {**query, "$orderby": order}, top or self.page_size, key_fields)
         for row in rows:
             yield self._row(row, types, decode)
@@ -534,7 +536,7 @@ class ODataClient:
             rows = self._value(self._call("GET", path, {**query, "$top": top, "$skip": number * top}))
             if len(rows) > top:
                 raise self._paging_error(path, number + 1, "the service ignored $top")
-            keys = [tuple(row.get(key) for key in key_fields) for row in rows]
+            keys = [self._row_key(row, key_fields, path) for row in rows]
             if rows and keys == previous:
                 raise self._paging_error(
                     path, number + 1, "a page repeated the previous one: $skip is ignored"
@@ -547,6 +549,16 @@ class ODataClient:
                 return
             previous = keys
         raise self._paging_error(path, self.max_pages, "page cap reached with rows left: narrow the window")
+
+    def _row_key(self, row: Mapping[str, Any], key_fields: Sequence[str], path: str) -> tuple[Any, ...]:
+        if not key_fields:
+            return (repr(row),)
+        missing = [key for key in key_fields if key not in row]
+        if missing:
+            raise self._paging_error(
+                path, 0, f"rows lack the key field(s) {', '.join(missing)}: set key_fields"
+            )
+        return tuple(row[key] for key in key_fields)
 
     def _pages_by_link(self, path: str, query: Mapping[str, object]) -> Iterator[dict[str, Any]]:
         query_string = _encode_query(query)

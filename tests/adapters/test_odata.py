@@ -445,3 +445,26 @@ def test_a_string_value_is_always_exactly_one_literal(value: str) -> None:
     parsed, length = _read_string_literal(filter_text[literal_start:])
     assert parsed == value
     assert filter_text[literal_start + length :] == " and Posted eq true"
+
+
+def test_rows_without_the_key_field_are_refused_not_deduplicated_away(mocked: responses.RequestsMock) -> None:
+    mocked.get(
+        f"{BASE}/AccumulationRegister_X_RecordType", json={"value": [{"Recorder": "a", "LineNumber": "1"}]}
+    )
+    with pytest.raises(FatalRemoteError, match="lack the key field"):
+        list(make_client().query("AccumulationRegister_X_RecordType"))
+
+
+def test_register_records_page_by_their_own_key(mocked: responses.RequestsMock) -> None:
+    rows = [{"Recorder": "a", "LineNumber": "1"}, {"Recorder": "a", "LineNumber": "2"}]
+    mocked.get(f"{BASE}/AccumulationRegister_X_RecordType", json={"value": rows})
+    mocked.get(f"{BASE}/AccumulationRegister_X_RecordType", json={"value": []})
+    client = make_client()
+    got = list(client.query("AccumulationRegister_X_RecordType", key_fields=("Recorder", "LineNumber")))
+    assert [row["LineNumber"] for row in got] == [1, 2]
+    assert "$orderby=Recorder,LineNumber" in query_of(mocked.calls[0])
+
+
+def test_skip_paging_without_any_order_is_refused() -> None:
+    with pytest.raises(ValueError, match="total order"):
+        list(make_client().query("Catalog_X", key_fields=()))
