@@ -1,7 +1,7 @@
 """``connector.yaml``: the systems, the routes between them, the reconciliations, the schedule (DESIGN.md §6).
 
 Values may reference the environment as ``${NAME}`` or ``${NAME:-default}`` (``$${`` writes a literal ``${``),
-so secrets live in the environment, not in the file. Secret fields (``password``, ``token``, ``api_key``) are
+unquoted even inside flow mappings, so secrets live in the environment, not in the file. Secret fields (``password``, ``token``, ``api_key``) are
 :class:`~pydantic.SecretStr`: printing the config, ``--verbose`` logs and errors show ``**********``.
 A relative SQLite ``state`` path is taken relative to the config file, so the state file sits beside it.
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
 from importlib import resources
@@ -35,6 +34,7 @@ from pydantic import (
 
 from connector.errors import ConfigError
 from connector.program import Program
+from connector.yamlfile import key_path, line_of, read_yaml, substitute_env, validation_error
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -43,15 +43,12 @@ __all__ = [
     "Route",
     "ScheduleJob",
     "SystemConfig",
-    "format_validation_error",
     "load_config",
-    "load_yaml_file",
     "parse_duration",
     "write_sample_config",
 ]
 
 DEFAULT_CONFIG_PATH = Path("connector.yaml")
-_ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -210,87 +207,11 @@ def _check_references(config: ConnectorConfig, source: Path, root: yaml.Node | N
                 named.append((["reconcile", index, key], name))
     for loc, name in named:
         if name not in config.systems:
-            line = _line_of(root, loc)
-            where = f"{_dotted(loc)}{f' (line {line})' if line else ''}"
+            line = line_of(root, loc)
+            where = f"{key_path(loc)}{f' (line {line})' if line else ''}"
             raise ConfigError(
                 f"{source}: {where}: names system {name!r}, which is not under systems: (known: {known})"
             )
-
-
-def _substitute(value: Any, path: str, source: Path) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: _substitute(item, f"{path}.{key}" if path else str(key), source)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_substitute(item, f"{path}[{index}]", source) for index, item in enumerate(value)]
-    if not isinstance(value, str) or "$" not in value:
-        return value
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$${":
-            return "${"
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise ConfigError(f"environment variable {name} is not set", file=str(source), key=path)
-
-    return _ENV_REF.sub(replace, value)
-
-
-def _line_of(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
-    node, line = root, None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-        else:
-            break
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
-def _dotted(loc: Sequence[str | int]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def format_validation_error(
-    exc: ValidationError, source: Path, root: yaml.Node | None, prefix: Sequence[str] = ()
-) -> str:
-    """Render pydantic errors as ``file: key.path (line N): reason; …``."""
-    parts = []
-    for error in exc.errors():
-        loc = [*prefix, *(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))]
-        line = _line_of(root, loc)
-        where = _dotted(loc) or "(top level)"
-        reason = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}{f' (line {line})' if line else ''}: {reason}")
-    return f"{source}: " + "; ".join(parts)
-
-
-def load_yaml_file(path: Path) -> tuple[Any, yaml.Node | None]:
-    """Read a YAML file; returns the data and its node tree (for line numbers). Errors name the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
-    try:
-        return yaml.safe_load(text), yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(
-            f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path)
-        ) from None
 
 
 def _resolve_state(state: str, directory: Path) -> str:
@@ -304,16 +225,15 @@ def load_config(path: Path | None = None) -> ConnectorConfig:
     """Load and validate ``connector.yaml`` (``path``, else ``$LC_CONFIG``, else ./connector.yaml)."""
     path = path or Path(os.environ.get("LC_CONFIG", DEFAULT_CONFIG_PATH))
     if not path.exists():
-        raise ConfigError(f"no config at {path}; write one with `loyalty-connector init`", file=str(path))
-    data, root = load_yaml_file(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections", file=str(path))
-    data = _substitute(data, "", path)
+        raise ConfigError(f"no config at {path}; write one with `loyalty-connector init`")
+    document = read_yaml(path)
+    if not isinstance(document.data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
     try:
-        config = ConnectorConfig.model_validate(data)
+        config = ConnectorConfig.model_validate(substitute_env(document, document.data))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, path, root)) from None
-    _check_references(config, path, root)
+        raise validation_error(exc, document) from None
+    _check_references(config, path, document.root)
     return config.model_copy(update={"state": _resolve_state(config.state, path.parent)})
 
 

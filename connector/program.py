@@ -9,19 +9,18 @@ the line. The rules that turn documents into expected postings live in :mod:`con
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connector.errors import ConfigError
 from connector.model import Money, Points
+from connector.yamlfile import DecimalLoader, child_node, read_yaml, substitute_env, validation_error
 
 __all__ = [
     "Accrual",
@@ -144,23 +143,6 @@ class Program(_Config):
         return ZoneInfo(self.timezone)
 
 
-class DecimalLoader(yaml.SafeLoader):
-    """Safe YAML loader that reads floats as Decimal, from their source text (``7.35`` -> ``Decimal("7.35")``).
-
-    Example:
-        >>> yaml.load("percent: 7.35", Loader=DecimalLoader)
-        {'percent': Decimal('7.35')}
-    """
-
-
-def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
-    text = str(loader.construct_scalar(node)).replace("_", "")  # type: ignore[arg-type]
-    return Decimal(text)
-
-
-DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
-
-
 def load_program(path: Path) -> Program:
     """Read the program from the top-level ``program:`` key of a YAML file.
 
@@ -178,72 +160,11 @@ def load_program(path: Path) -> Program:
         >>> load_program(Path("connector.yaml")).accrual.rounding  # doctest: +SKIP
         'floor'
     """
-    root = _compose(path)
-    node = _child(root, "program") if root is not None else None
-    if node is None:
-        raise ConfigError("no top-level 'program:' key", file=str(path))
-    loader = DecimalLoader("")
+    document = read_yaml(path)
+    node = child_node(document.root, "program")
+    if not isinstance(document.data, dict) or node is None:
+        raise ConfigError(f"{path}: no top-level 'program:' key")
     try:
-        data = loader.construct_document(node)
-    except (yaml.YAMLError, ArithmeticError) as exc:
-        raise ConfigError(f"cannot read the program: {exc}", file=str(path)) from None
-    finally:
-        loader.dispose()
-    try:
-        return Program.model_validate(data)
+        return Program.model_validate(substitute_env(document, document.data["program"], "program"))
     except ValidationError as exc:
-        raise _config_error(exc, node, path) from None
-
-
-def _compose(path: Path) -> yaml.Node | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the file: {exc}", file=str(path)) from None
-    try:
-        return yaml.compose(text, Loader=DecimalLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)}", file=str(path), line=line
-        ) from None
-
-
-def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        return next((value for key, value in node.value if key.value == str(part)), None)
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        child: yaml.Node = node.value[part]
-        return child
-    return None
-
-
-def _key_path(loc: Sequence[str | int], root: str = "") -> str:
-    """Render a pydantic ``loc`` as ``root.a.b[1].c``."""
-    path = root
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-def _line_of(node: yaml.Node, loc: Sequence[str | int]) -> int:
-    # Missing keys have no node of their own: point at the deepest mapping that exists.
-    for part in loc:
-        child = _child(node, part)
-        if child is None:
-            break
-        node = child
-    return int(node.start_mark.line) + 1
-
-
-def _config_error(exc: ValidationError, node: yaml.Node, path: Path) -> ConfigError:
-    problems = []
-    for error in exc.errors():
-        loc: tuple[Any, ...] = error["loc"]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"{_key_path(loc, 'program')}: {message} (line {_line_of(node, loc)})")
-    first = exc.errors()[0]["loc"]
-    return ConfigError(
-        "; ".join(problems), file=str(path), field=_key_path(first, "program"), line=_line_of(node, first)
-    )
+        raise validation_error(exc, document, prefix=("program",)) from None

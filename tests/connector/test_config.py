@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,9 @@ def test_missing_environment_variable_names_it_and_the_key(
     sample: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CRM_API_KEY")
-    with pytest.raises(ConfigError, match=r"CRM_API_KEY is not set .*key=systems\.crm\.api_key"):
+    with pytest.raises(
+        ConfigError, match=r"systems\.crm\.api_key: environment variable CRM_API_KEY is not set"
+    ):
         load_config(sample)
 
 
@@ -133,3 +136,30 @@ def test_write_sample_refuses_to_overwrite(sample: Path) -> None:
     with pytest.raises(ConfigError, match="--force"):
         write_sample_config(sample)
     assert write_sample_config(sample, force=True) == sample
+
+
+def test_design_flow_style_with_unquoted_env_references_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in _SECRETS.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "connector.yaml"
+    path.write_text(
+        "state: sqlite:///connector.db\n"
+        "systems:\n"
+        "  evotor: {adapter: evotor, base_url: https://api.evotor.ru, token: ${EVOTOR_TOKEN}, mapping: evotor/v2}\n"
+        "  onec:   {adapter: onec, base_url: http://1c/ut/odata/standard.odata, user: exchange,"
+        " password: ${ONEC_PASSWORD},\n"
+        "           timezone: Europe/Moscow, mapping: onec/ut11}\n"
+        "  crm:    {adapter: crm, preset: retailcrm, base_url: https://shop.retailcrm.ru, api_key: ${CRM_API_KEY}}\n"
+        "reconcile:\n"
+        "  - {name: tills-vs-accounting, left: evotor, right: onec, tolerance: 0.01}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.systems["onec"].password is not None
+    assert config.systems["onec"].password.get_secret_value() == "onec-secret-456"
+    assert config.systems["crm"].api_key is not None
+    assert config.systems["crm"].api_key.get_secret_value() == "crm-secret-789"
+    assert config.reconcile[0].tolerance == Decimal("0.01")
+    assert str(config.reconcile[0].tolerance) == "0.01"  # read from the text, not through a binary float

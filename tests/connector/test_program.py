@@ -71,22 +71,21 @@ def test_invalid_value_names_file_key_path_and_line(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError) as caught:
         load_program(path)
-    assert caught.value.context == {"file": str(path), "field": "program.accrual.tiers[1].percent", "line": 6}
-    assert "program.accrual.tiers[1].percent: Input should be greater than or equal to 0 (line 6)" in str(
-        caught.value
+    assert str(caught.value) == (
+        f"{path}: program.accrual.tiers[1].percent (line 6): Input should be greater than or equal to 0"
     )
 
 
 def test_missing_key_points_at_the_enclosing_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "program:\n  accrual: {percent: '5'}\n")
-    with pytest.raises(ConfigError, match=r"program\.name: Field required \(line 2\)"):
+    with pytest.raises(ConfigError, match=r"program\.name \(line 2\): Field required"):
         load_program(path)
 
 
 def test_unknown_key_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "program:\n  name: p\n  accrual:\n    percnt: '5'\n")
     with pytest.raises(
-        ConfigError, match=r"program\.accrual\.percnt: Extra inputs are not permitted \(line 4\)"
+        ConfigError, match=r"program\.accrual\.percnt \(line 4\): Extra inputs are not permitted"
     ):
         load_program(path)
 
@@ -94,28 +93,31 @@ def test_unknown_key_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("  timezone: Mars/Olympus\n", r"program\.timezone: 'Mars/Olympus' is not an IANA time zone"),
+        (
+            "  timezone: Mars/Olympus\n",
+            r"program\.timezone \(line \d+\): 'Mars/Olympus' is not an IANA time zone",
+        ),
         (
             "  accrual:\n    tiers: [{name: Gold, from_spend: '100000', percent: '10'},"
             " {name: Silver, from_spend: '30000', percent: '7'}]\n",
-            r"program\.accrual\.tiers: tiers must be in ascending from_spend: 'Silver' \(30000\) follows 'Gold'",
+            r"program\.accrual\.tiers \(line \d+\): tiers must be in ascending from_spend: 'Silver' \(30000\) follows 'Gold'",
         ),
         (
             "  accrual:\n    categories: {tobacco: '-1'}\n",
-            r"program\.accrual\.categories: category percent must be >= 0",
+            r"program\.accrual\.categories \(line \d+\): category percent must be >= 0",
         ),
         (
             "  accrual:\n    rounding: ceil\n",
-            r"program\.accrual\.rounding: Input should be 'floor', 'half_up' or 'none'",
+            r"program\.accrual\.rounding \(line \d+\): Input should be 'floor', 'half_up' or 'none'",
         ),
         (
             "  accrual:\n    fixed_per_purchase: '0.001'\n",
-            r"fixed_per_purchase: '0\.001' has more than 2 decimal places",
+            r"fixed_per_purchase \(line \d+\): '0\.001' has more than 2 decimal places",
         ),
-        ("  point_value: '0'\n", r"program\.point_value: Input should be greater than 0"),
+        ("  point_value: '0'\n", r"program\.point_value \(line \d+\): Input should be greater than 0"),
         (
             "  accrual:\n    promotions: [{name: x, from: 2026-11-30, to: 2026-11-27, multiplier: '2'}]\n",
-            r"program\.accrual\.promotions\[0\]: promotion 'x' ends \(2026-11-27\) before it starts \(2026-11-30\)",
+            r"program\.accrual\.promotions\[0\] \(line \d+\): promotion 'x' ends \(2026-11-27\) before it starts \(2026-11-30\)",
         ),
     ],
 )
@@ -127,21 +129,20 @@ def test_validators(tmp_path: Path, body: str, message: str) -> None:
 def test_file_without_program_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no top-level 'program:' key") as caught:
         load_program(write(tmp_path, "state: sqlite:///x.db\n"))
-    assert caught.value.context["file"].endswith("program.yaml")
+    assert str(caught.value).startswith(str(tmp_path / "program.yaml"))
     with pytest.raises(ConfigError, match="no top-level 'program:' key"):
         load_program(write(tmp_path, ""))
 
 
 def test_broken_yaml_gives_the_line(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not valid YAML") as caught:
+    with pytest.raises(ConfigError, match=r"program\.yaml \(line 4\): not valid YAML"):
         load_program(write(tmp_path, "program:\n  name: p\n  accrual: {percent: '5'\n"))
-    assert caught.value.context["line"] == 4
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the file") as caught:
         load_program(tmp_path / "absent.yaml")
-    assert caught.value.context == {"file": str(tmp_path / "absent.yaml")}
+    assert str(caught.value).startswith(str(tmp_path / "absent.yaml"))
 
 
 def test_defaults_make_a_program_that_earns_nothing() -> None:

@@ -178,7 +178,7 @@ def test_bad_program_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     program.write_text("program:\n  name: p\n  accrual:\n    rounding: ceil\n", encoding="utf-8")
     code, out, err = run(capsys, "--program", str(program), "--input", str(CASE))
     assert (code, out) == (2, "")
-    assert "program.accrual.rounding: Input should be 'floor', 'half_up' or 'none' (line 4)" in err
+    assert "program.accrual.rounding (line 4): Input should be 'floor', 'half_up' or 'none'" in err
 
 
 def test_json_numbers_are_read_as_exact_decimals(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
