@@ -1,0 +1,144 @@
+"""What every system adapter offers the sync engine and the reconciliation: one small seam.
+
+Adapters read **raw** payloads (the mapping engine turns them into canonical objects, DESIGN §1) and write
+canonical objects in their system's wire format. Every write carries an idempotency key made by the caller
+(``{target}:{posting key}`` or ``{target}:{source system}:{source doc id}:{kind}``) that the adapter keeps in the
+target (1C ``Комментарий``, CRM ``comment``) and looks up before creating, so a retried or repeated write finds
+the first one instead of creating a second.
+
+Adapters are registered explicitly in :data:`ADAPTERS` (name → ``module:Class``) and built from a configured
+system by :func:`build_adapter`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+import requests
+
+from connector.config import SystemConfig
+from connector.errors import ConfigError
+
+__all__ = [
+    "ADAPTERS",
+    "DocumentSource",
+    "DocumentTarget",
+    "LedgerSource",
+    "LedgerTarget",
+    "RawRecord",
+    "WriteResult",
+    "build_adapter",
+]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One raw payload as a system returned it, with what the journal needs to deduplicate it.
+
+    Attributes:
+        system: the configured system name (``evotor``, ``onec`` …).
+        entity: what the payload is in that system (``Document_ЧекККМ``, ``SELL``, ``bonus_operation`` …); the
+            mapping engine's ``entity`` argument.
+        id: the source id (Evotor document uuid, 1C ``Ref_Key``, CRM operation id).
+        version: the source's version (1C ``DataVersion``) or None when the system has none.
+        store: the canonical store id, when the adapter knows it.
+        payload: the decoded JSON (numbers as ``Decimal``).
+    """
+
+    system: str
+    entity: str
+    id: str
+    version: str | None
+    store: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of an idempotent write: the target's id for it, and whether this call created it."""
+
+    key: str
+    remote_id: str
+    created: bool
+
+
+@runtime_checkable
+class DocumentSource(Protocol):
+    """A system that holds receipts: Evotor, 1C."""
+
+    system: str
+
+    def stores(self) -> list[str]:
+        """Canonical ids of the stores the system holds."""
+        ...
+
+    def documents(self, store: str, since: datetime, until: datetime) -> Iterator[RawRecord]:
+        """Raw sales and returns of ``store`` with a time in ``[since, until)``, each once."""
+        ...
+
+
+@runtime_checkable
+class DocumentTarget(Protocol):
+    """A system receipts are written into: 1C."""
+
+    system: str
+
+    def find_documents(self, keys: Iterable[str]) -> dict[str, str]:
+        """Which of these idempotency keys already have a document (key → remote id); one batched lookup."""
+        ...
+
+    def write_document(self, document: Any, key: str) -> WriteResult:
+        """Create (if the key is not there yet) and post the canonical sale or return."""
+        ...
+
+
+@runtime_checkable
+class LedgerSource(Protocol):
+    """A system that holds a bonus ledger: the CRM, 1C's ``БонусныеБаллы``."""
+
+    system: str
+
+    def operations(self, since: datetime, until: datetime) -> Iterator[RawRecord]:
+        """Raw ledger operations with a time in ``[since, until)``."""
+        ...
+
+
+@runtime_checkable
+class LedgerTarget(Protocol):
+    """A system postings are written into: the CRM (credit/charge), 1C (bonus documents)."""
+
+    system: str
+
+    def find_postings(self, keys: Iterable[str]) -> dict[str, str]:
+        """Which of these idempotency keys already have an operation (key → remote id); one batched lookup."""
+        ...
+
+    def write_posting(self, posting: Any, key: str) -> WriteResult:
+        """Write the canonical posting unless an operation with ``key`` exists; never twice."""
+        ...
+
+
+# Adapter name (SystemConfig.adapter) -> "module:Class"; each class takes (name, SystemConfig, session=None).
+ADAPTERS: dict[str, str] = {
+    "evotor": "adapters.evotor:EvotorAdapter",
+    "onec": "adapters.onec:OneCAdapter",
+    "crm": "adapters.crm:CrmAdapter",
+}
+
+
+def build_adapter(name: str, config: SystemConfig, *, session: requests.Session | None = None) -> Any:
+    """Build the adapter for the configured system ``name``.
+
+    Example:
+        >>> evotor = build_adapter("evotor", config.systems["evotor"])  # doctest: +SKIP
+    """
+    target = ADAPTERS.get(config.adapter)
+    if target is None:
+        raise ConfigError(f"systems.{name}.adapter: unknown adapter {config.adapter!r}")
+    module_name, class_name = target.split(":")
+    adapter_class = getattr(importlib.import_module(module_name), class_name)
+    return adapter_class(name, config, session=session)
