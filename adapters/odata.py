@@ -453,10 +453,10 @@ class ODataClient:
         return self._metadata
 
     def types_for(self, entity_set: str) -> dict[str, str]:
-        """Property types of a set and of its tabular sections' row types, merged, from ``$metadata``."""
+        """Property types of a set and of its dependent types (``…_RowType``, ``…_Balance``), from ``$metadata``."""
         found: dict[str, str] = {}
         for name, props in self.metadata_types().items():
-            if name == entity_set or (name.startswith(f"{entity_set}_") and name.endswith("_RowType")):
+            if name == entity_set or name.startswith(f"{entity_set}_"):
                 found.update(props)
         return found
 

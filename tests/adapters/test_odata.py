@@ -307,6 +307,8 @@ METADATA = """<?xml version="1.0" encoding="utf-8"?>
   <ComplexType Name="Document_ЧекККМ_Товары_RowType">
    <Property Name="LineNumber" Type="Edm.Int64"/><Property Name="Сумма" Type="Edm.Double"/></ComplexType>
   <EntityType Name="Document_ЧекККМВозврат"><Property Name="X" Type="Edm.Int32"/></EntityType>
+  <ComplexType Name="AccumulationRegister_БонусныеБаллы_Balance">
+   <Property Name="НачисленоBalance" Type="Edm.Double"/></ComplexType>
  </Schema></edmx:DataServices></edmx:Edmx>""".encode()
 
 
@@ -318,6 +320,8 @@ def test_metadata_types(mocked: responses.RequestsMock) -> None:
                      "LineNumber": "Edm.Int64", "Сумма": "Edm.Double"}  # fmt: skip
     assert client.types_for("Document_ЧекККМВозврат") == {"X": "Edm.Int32"}  # cached: one request only
     assert decode_row({"КоличествоПокупок": "12"}, MSK, types) == {"КоличествоПокупок": 12}
+    balance_types = client.types_for("AccumulationRegister_БонусныеБаллы")
+    assert decode_row({"НачисленоBalance": 1262}, MSK, balance_types) == {"НачисленоBalance": Decimal(1262)}
 
 
 def test_metadata_with_entities_is_not_expanded() -> None:
