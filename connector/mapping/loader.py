@@ -122,6 +122,7 @@ def load_spec(path: Path) -> ReceiptSpec | PostingSpec:
         return _SPEC_ADAPTER.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key, line = _locate(tuple(first["loc"]), _lines(node, (), {}))
+        loc = ("produces",) if first["type"].startswith("union_tag") else tuple(first["loc"])
+        key, line = _locate(loc, _lines(node, (), {}))
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"invalid mapping: {message}", file=str(path), line=line, key=key or None) from None
