@@ -333,7 +333,7 @@ class _Call:
     url: str
     path: str
     params: Any
-    body: bytes | None
+    body: Any
     headers: Mapping[str, str]
     expect: frozenset[int]
     actions: Mapping[int, Action] | None
@@ -403,7 +403,7 @@ class HttpClient:
         *,
         params: Mapping[str, Any] | str | None = None,
         json: Any = None,
-        data: bytes | str | None = None,
+        data: Mapping[str, Any] | bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         expect: int | Collection[int] | None = None,
         actions: Mapping[int, Action] | None = None,
@@ -417,7 +417,7 @@ class HttpClient:
             path: path relative to ``base_url`` or an absolute URL on the same host.
             params: query parameters, or a query string already encoded (OData needs ``%20``, not ``+``).
             json: a body to send as JSON (decimals exact, see :func:`dumps_json`).
-            data: a raw body.
+            data: a raw body, or a mapping to send form-encoded (RetailCRM writes).
             headers: extra headers for this call.
             expect: the 2xx statuses this call accepts (e.g. ``201`` for a create); another 2xx is an error.
             actions: this call's overrides of the status table (e.g. ``{404: Action.IGNORE}`` for a lookup).
@@ -539,7 +539,8 @@ class HttpClient:
         return {"system": self.system, "method": method, "path": path, "status": status, "body": body}
 
     def _excerpt(self, response: requests.Response) -> str:
-        text = response.content[: _BODY_EXCERPT * 4].decode(response.encoding or "utf-8", errors="replace")
+        # UTF-8 whatever the header says: requests guesses latin-1 for text/* without a charset, and 1C is UTF-8.
+        text = response.content[: _BODY_EXCERPT * 8].decode("utf-8", errors="replace")
         for secret in self._secrets():
             text = text.replace(secret, "***")
         return mask_text(" ".join(text.split()))[:_BODY_EXCERPT]

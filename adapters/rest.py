@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,8 @@ from adapters.http import HttpClient
 from connector.errors import ConfigError, FatalRemoteError
 
 __all__ = [
+    "AUTH_SCHEMES",
+    "PAGINATORS",
     "BasicAuth",
     "BearerAuth",
     "CursorPaginator",
@@ -45,6 +47,8 @@ __all__ = [
     "PageRequest",
     "Paginator",
     "QueryApiKeyAuth",
+    "make_auth",
+    "make_paginator",
     "paginate",
 ]
 
@@ -421,3 +425,53 @@ def _paging_error(client: HttpClient, path: str, pages: int, reason: str) -> Fat
     return FatalRemoteError(
         f"{client.system}: GET {path}: {reason}", system=client.system, path=path, pages=pages
     )
+
+
+# -- registries for declarative adapters ---------------------------------------------------------------------
+
+AUTH_SCHEMES: Mapping[str, Callable[..., AuthBase]] = {
+    "header": HeaderTokenAuth,
+    "bearer": BearerAuth,
+    "basic": BasicAuth,
+    "query": QueryApiKeyAuth,
+}
+"""Auth scheme kinds a generic REST system's config can name."""
+
+PAGINATORS: Mapping[str, Callable[..., Paginator]] = {
+    "cursor": CursorPaginator,
+    "offset": OffsetPaginator,
+    "page": PageNumberPaginator,
+    "link": LinkPaginator,
+}
+"""Paginator kinds a generic REST system's config can name."""
+
+
+def _build(
+    registry: Mapping[str, Callable[..., Any]], what: str, kind: str, options: Mapping[str, Any]
+) -> Any:
+    if kind not in registry:
+        raise ConfigError(f"unknown {what} {kind!r}; known: {', '.join(registry)}", field=what)
+    try:
+        return registry[kind](**options)
+    except TypeError as exc:
+        raise ConfigError(f"bad options for the {kind} {what}: {exc}", field=what) from None
+
+
+def make_auth(kind: str, **options: Any) -> AuthBase:
+    """An auth scheme from config: ``make_auth("query", key=secret, param="apiKey")``.
+
+    Raises:
+        ConfigError: unknown kind or options.
+    """
+    built: AuthBase = _build(AUTH_SCHEMES, "auth scheme", kind, options)
+    return built
+
+
+def make_paginator(kind: str, **options: Any) -> Paginator:
+    """A paginator from config: ``make_paginator("cursor", cursor_path="pagination.nextCursor")``.
+
+    Raises:
+        ConfigError: unknown kind, options, or a bad JMESPath.
+    """
+    built: Paginator = _build(PAGINATORS, "paginator", kind, options)
+    return built

@@ -429,3 +429,9 @@ def test_no_retries_when_max_retries_is_zero(mocked: responses.RequestsMock) -> 
     with pytest.raises(RetriableRemoteError):
         make_client(sleeps, max_retries=0).get_json("a")
     assert sleeps == []
+
+
+def test_cyrillic_body_excerpt_is_readable(mocked: responses.RequestsMock) -> None:
+    mocked.get(f"{BASE}/a", status=400, body="Ошибка разбора".encode(), content_type="text/plain")
+    with pytest.raises(RemoteConfigError, match="Ошибка разбора"):
+        make_client(Sleeps()).get_json("a")

@@ -22,6 +22,8 @@ from adapters.rest import (
     OffsetPaginator,
     PageNumberPaginator,
     QueryApiKeyAuth,
+    make_auth,
+    make_paginator,
     paginate,
 )
 from connector.errors import ConfigError, FatalRemoteError
@@ -246,3 +248,25 @@ def test_items_that_are_not_a_list_are_refused(mocked: responses.RequestsMock) -
     mocked.get(f"{BASE}/x", json={"items": {"id": 1}})
     with pytest.raises(FatalRemoteError, match="not a list"):
         list(paginate(make_client(), "x", CursorPaginator("next"), "items"))
+
+
+def test_registries_build_from_config() -> None:
+    paginator = make_paginator("page", page_size=50, total_pages_path="pagination.totalPageCount")
+    assert isinstance(paginator, PageNumberPaginator)
+    assert paginator.page_size == 50
+    auth = make_auth("query", key=SecretStr("k-123"), param="apiKey")
+    assert isinstance(auth, QueryApiKeyAuth)
+    with pytest.raises(ConfigError, match="unknown paginator 'pages'"):
+        make_paginator("pages")
+    with pytest.raises(ConfigError, match="bad options for the cursor paginator"):
+        make_paginator("cursor", cursor="x")
+    with pytest.raises(ConfigError, match="unknown auth scheme"):
+        make_auth("oauth2")
+
+
+def test_form_encoded_write(mocked: responses.RequestsMock) -> None:
+    mocked.post(f"{BASE}/loyalty/account/1/bonus/credit", json={"success": True})
+    make_client().request(
+        "POST", "loyalty/account/1/bonus/credit", data={"amount": "10.00", "comment": "lc:k 1"}
+    )
+    assert mocked.calls[0].request.body == "amount=10.00&comment=lc%3Ak+1"
