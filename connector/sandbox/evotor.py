@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connector.sandbox._render_evotor import SandboxIndex, render_device, render_document, render_store
+from connector.sandbox._render_evotor import SandboxIndex, render_device, render_document_json, render_store
 from connector.sandbox._wire import RateBudget, decode_cursor, dumps, encode_cursor
 from connector.sandbox.faults import wants_dup
 from connector.sandbox.world import World
@@ -117,7 +117,7 @@ def _prerender(world: World) -> _EvotorData:
         documents={},
     )
     for receipt in sorted(world.receipts, key=lambda r: (r.occurred_at, r.id)):
-        blob = dumps(render_document(index, receipt))
+        blob = render_document_json(index, receipt).encode()
         kind = "SELL" if receipt.kind == "sale" else "PAYBACK"
         moment = epoch_ms(receipt.occurred_at)
         for key in (kind, "ALL"):
