@@ -44,7 +44,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
@@ -63,6 +63,9 @@ from connector.errors import (
     RetriableRemoteError,
 )
 from connector.logs import get_logger, mask_text
+
+if TYPE_CHECKING:
+    from connector.config import SystemConfig
 
 __all__ = [
     "BUDGET_PRESETS",
@@ -237,6 +240,24 @@ class SystemHttpConfig(BaseModel):
     base_url: str
     policy: HttpPolicy = Field(default_factory=HttpPolicy)
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def from_system(
+        cls, name: str, system: SystemConfig, *, headers: Mapping[str, str] | None = None, **policy: Any
+    ) -> SystemHttpConfig:
+        """The HTTP config of ``systems.<name>`` in connector.yaml: base URL, timeouts and budget.
+
+        Args:
+            name: the configured system name.
+            system: its configuration.
+            headers: headers for every request (``Accept: application/vnd.evotor.v2+json``).
+            **policy: further :class:`HttpPolicy` fields (RetailCRM: ``status_actions={503: "rate_limited"}``).
+        """
+        limit = system.rate_limit
+        rate = RateBudget(requests=limit.requests, per_seconds=limit.per_seconds) if limit else None
+        timeouts = {"connect_timeout": system.timeouts.connect, "read_timeout": system.timeouts.read}
+        return cls(system=name, base_url=system.base_url, policy=HttpPolicy(**{**timeouts, "rate": rate, **policy}),
+                   headers=dict(headers or {}))  # fmt: skip
 
 
 class TokenBucket:

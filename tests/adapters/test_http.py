@@ -435,3 +435,18 @@ def test_cyrillic_body_excerpt_is_readable(mocked: responses.RequestsMock) -> No
     mocked.get(f"{BASE}/a", status=400, body="Ошибка разбора".encode(), content_type="text/plain")
     with pytest.raises(RemoteConfigError, match="Ошибка разбора"):
         make_client(Sleeps()).get_json("a")
+
+
+def test_config_from_a_configured_system() -> None:
+    from connector.config import SystemConfig
+
+    system = SystemConfig.model_validate(
+        {"adapter": "crm", "base_url": "https://shop.retailcrm.ru/", "api_key": "k",
+         "rate_limit": {"requests": 10, "per_seconds": 1}, "timeouts": {"connect": 3, "read": 90}}
+    )  # fmt: skip
+    config = SystemHttpConfig.from_system("crm", system, status_actions={503: "rate_limited"})
+    assert config.system == "crm"
+    assert config.base_url == "https://shop.retailcrm.ru"
+    assert config.policy.rate == RateBudget(requests=10, per_seconds=1)
+    assert (config.policy.connect_timeout, config.policy.read_timeout) == (3.0, 90.0)
+    assert config.policy.status_actions == {503: Action.RATE_LIMITED}
