@@ -22,6 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import jmespath
 import requests
@@ -31,6 +32,7 @@ from requests.auth import AuthBase
 
 from adapters.http import HttpClient
 from connector.errors import ConfigError, FatalRemoteError
+from connector.logs import mask_text
 
 __all__ = [
     "AUTH_SCHEMES",
@@ -357,14 +359,13 @@ class LinkPaginator(Paginator):
         return page.links.get("next", {}).get("url")
 
 
-def _items(body: Any, items_path: Any) -> list[Any]:
-    if body is None:
-        return []
-    found = items_path.search(body) if items_path is not None else body
+def _items(client: HttpClient, request: PageRequest, body: Any, items_path: Any) -> list[Any]:
+    found = items_path.search(body) if items_path is not None and body is not None else body
     if found is None:
         return []
     if not isinstance(found, list):
-        raise FatalRemoteError("the page's items are not a list: check items_path", body=type(found).__name__)
+        raise _paging_error(client, request.path, 0, f"the page's items are a {type(found).__name__}, not a list: "
+                            "check items_path")  # fmt: skip
     return found
 
 
@@ -374,7 +375,7 @@ def _fetch(
     response = client.request("GET", request.path, params=dict(request.params) or None, headers=headers)
     body = client.parse_json(response) if response.content and response.status_code != 204 else None
     links = {str(key): dict(value) for key, value in response.links.items()}
-    return Page(request, body, _items(body, items_path), dict(response.headers), links)
+    return Page(request, body, _items(client, request, body, items_path), dict(response.headers), links)
 
 
 def paginate(
@@ -422,8 +423,9 @@ def paginate(
 
 
 def _paging_error(client: HttpClient, path: str, pages: int, reason: str) -> FatalRemoteError:
+    shown = mask_text(urlsplit(path).path or path)
     return FatalRemoteError(
-        f"{client.system}: GET {path}: {reason}", system=client.system, path=path, pages=pages
+        f"{client.system}: GET {shown}: {reason}", system=client.system, path=shown, pages=pages
     )
 
 
