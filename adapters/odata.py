@@ -449,7 +449,10 @@ class ODataClient:
         """``$metadata`` read once (it is megabytes on a UT base) and parsed by :func:`parse_metadata`."""
         if self._metadata is None:
             response = self.http.request("GET", "$metadata", headers={"Accept": "application/xml"})
-            self._metadata = parse_metadata(response.content)
+            try:
+                self._metadata = parse_metadata(response.content)
+            except (ValueError, etree.XMLSyntaxError) as exc:
+                raise FatalRemoteError(f"$metadata is unreadable: {exc}", system=self.http.system) from None
         return self._metadata
 
     def types_for(self, entity_set: str) -> dict[str, str]:

@@ -472,3 +472,9 @@ def test_register_records_page_by_their_own_key(mocked: responses.RequestsMock) 
 def test_skip_paging_without_any_order_is_refused() -> None:
     with pytest.raises(ValueError, match="total order"):
         list(make_client().query("Catalog_X", key_fields=()))
+
+
+def test_unreadable_metadata_is_a_remote_error(mocked: responses.RequestsMock) -> None:
+    mocked.get(f"{BASE}/$metadata", body=b"<html>not csdl")
+    with pytest.raises(FatalRemoteError, match="metadata is unreadable"):
+        make_client().metadata_types()
