@@ -71,11 +71,13 @@ __all__ = [
     "BUDGET_PRESETS",
     "DEFAULT_STATUS_ACTIONS",
     "Action",
+    "Clock",
     "HttpClient",
     "HttpPolicy",
     "RateBudget",
     "ResponseClassifier",
     "SecretBearing",
+    "Sleep",
     "SystemHttpConfig",
     "TokenBucket",
     "Verdict",
@@ -88,7 +90,9 @@ __all__ = [
 
 _log = get_logger("adapters.http")
 Clock = Callable[[], float]
+"""Monotonic seconds (``time.monotonic``); tests inject a fake."""
 Sleep = Callable[[float], None]
+"""How to wait (``time.sleep``); tests inject a recorder so nothing really sleeps."""
 _BODY_EXCERPT = 300
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # X-RateLimit-Reset is documented by Evotor as "seconds until the window resets"; a value this large can only be
