@@ -25,11 +25,16 @@ the mapping file loads, and a function of the value. A null value passes every t
 ``negate``, ``abs``  sign of a Decimal
 ``template``    ``{template: "card:{value}"}``; ``{$name}`` is a mapping parameter
 ``after_prefix``  ``{after_prefix: "crm:"}``: the rest of a string that starts with the prefix, else null
+``day_start``   the same datetime at 00:00 (1C dates movements at the start of a day)
+``shift``       ``{shift: {unit: ПериодОтсрочки, count: Количество}}``: a datetime moved by ``count`` periods of a
+                1C ``Периодичность`` (День, Неделя, Декада, Месяц, Квартал, Полугодие, Год; or days, weeks,
+                months, years); both are JMESPath on the document; no unit or count leaves it unchanged
 ==============  ======================================================================================
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -106,6 +111,16 @@ class _ListArgs(_Args):
 
 class _TextArgs(_Args):
     text: str
+
+
+class _ShiftArgs(_Args):
+    unit: ParsedResult
+    count: ParsedResult
+
+    @field_validator("unit", "count", mode="before")
+    @classmethod
+    def _compile(cls, value: Any) -> Any:
+        return compile_expression(value)
 
 
 @dataclass(frozen=True)
@@ -297,6 +312,35 @@ def _after_prefix(value: Any, args: _TextArgs, scope: Scope) -> str | None:
     return text[len(args.text) :] if text.startswith(args.text) and len(text) > len(args.text) else None
 
 
+_DAYS = {"День": 1, "Неделя": 7, "Декада": 10, "days": 1, "weeks": 7}
+_MONTHS = {"Месяц": 1, "Квартал": 3, "Полугодие": 6, "Год": 12, "months": 1, "years": 12}
+
+
+def _moment(value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError(f"{value!r} is not a datetime (apply the datetime transform first)")
+    return value
+
+
+def _day_start(value: Any, args: _NoArgs, scope: Scope) -> datetime:
+    return _moment(value).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _shift(value: Any, args: _ShiftArgs, scope: Scope) -> datetime:
+    moment = _moment(value)
+    unit, count = evaluate(args.unit, scope.root, scope), evaluate(args.count, scope.root, scope)
+    if not unit or not count:
+        return moment
+    periods = int(to_decimal(count))
+    if unit in _DAYS:
+        return moment + timedelta(days=_DAYS[unit] * periods)
+    if unit not in _MONTHS:
+        raise ValueError(f"unknown period {unit!r}; known: {', '.join([*_DAYS, *_MONTHS])}")
+    index = moment.month - 1 + _MONTHS[unit] * periods
+    year, month = moment.year + index // 12, index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
 # name -> (argument model, name of the argument a scalar shorthand fills, function)
 _REGISTRY: dict[str, tuple[type[_Args], str | None, Callable[[Any, Any, Scope], Any]]] = {
     "decimal": (_DecimalArgs, "places", _decimal),
@@ -316,6 +360,8 @@ _REGISTRY: dict[str, tuple[type[_Args], str | None, Callable[[Any, Any, Scope], 
     "abs": (_NoArgs, None, _abs),
     "template": (_TextArgs, "text", _template),
     "after_prefix": (_TextArgs, "text", _after_prefix),
+    "day_start": (_NoArgs, None, _day_start),
+    "shift": (_ShiftArgs, None, _shift),
 }
 TRANSFORM_NAMES: tuple[str, ...] = tuple(sorted(_REGISTRY))
 """The transform names a mapping file may use."""

@@ -31,6 +31,7 @@ BONUS_APP = "7f1d0c2b-b0b0-4b0b-8b0b-00000000b0b0"
 SALE_ID = "5d1c2f0a-8b4e-4c1a-9f3e-2a7b6c5d4e01"
 STORE = "20230110-AAAA-40BB-80CC-DDDDEEEEFFFF"
 RECEIPT_1C = "5f0c2a1e-e2b7-11ee-8a3c-00155d0a1f01"
+RETURN_1C = "6a1d3b2f-e2b8-11ee-8a3c-00155d0a1f01"
 
 
 def raw(name: str) -> Any:
@@ -288,12 +289,9 @@ def test_ut11_register_rows_become_postings() -> None:
         (f"onec:{RECEIPT_1C}:redemption", "redemption", "-150.00", "active"),
         (f"onec:{RECEIPT_1C}:accrual", "accrual", "117.00", "pending"),
         (f"onec:{RECEIPT_1C}:expiry", "expiry", "-117.00", "pending"),  # the expiry schedule row
-        (
-            "onec:6a1d3b2f-e2b8-11ee-8a3c-00155d0a1f01:accrual_reversal",
-            "accrual_reversal",
-            "-11.70",
-            "active",
-        ),
+        (f"onec:{RETURN_1C}:accrual_reversal", "accrual_reversal", "-11.70", "active"),
+        (f"onec:{RETURN_1C}:redemption_refund", "redemption_refund", "50.00", "active"),
+        (f"onec:{RETURN_1C}:expiry", "expiry", "11.70", "cancelled"),  # the schedule withdrawn by the return
     ]
     accrual = postings[1]
     assert isinstance(accrual, Posting)

@@ -71,6 +71,8 @@ def test_odata_page_names_its_entity_set(run_cli: Callable[..., Any]) -> None:
         ("accrual", "117.00"),
         ("expiry", "-117.00"),
         ("accrual_reversal", "-11.70"),
+        ("redemption_refund", "50.00"),
+        ("expiry", "11.70"),
     ]
     assert postings[1]["available_at"] == "2024-03-29T00:00:00+03:00"
 
@@ -146,7 +148,7 @@ def test_bad_documents_are_reported_and_the_good_ones_printed(
     result = run_cli("map", "--mapping", "onec/ut11", "--catalogs", ONEC_CATALOGS, "--input", path)
 
     assert result.code == 1
-    assert [p["kind"] for p in lines(result.out)] == ["redemption", "accrual"]
+    assert [p["kind"] for p in lines(result.out)] == ["redemption", "accrual", "redemption_refund", "expiry"]
     errors = result.err.splitlines()
     assert errors[0].startswith("error: document #2 (5f0c2a1e-e2b7-11ee-8a3c-00155d0a1f01:3): field account:")
     assert "catalog 'partners' has no '99999999-0000-0000-0000-000000000000'" in errors[0]
@@ -154,7 +156,7 @@ def test_bad_documents_are_reported_and_the_good_ones_printed(
         "error: document #3 (6a1d3b2f-e2b8-11ee-8a3c-00155d0a1f01:1): field occurred_at:"
     )
     assert "'вчера' is not an ISO 8601 date or time" in errors[1]
-    assert errors[2] == "2 of 4 document(s) could not be mapped"
+    assert errors[2] == "2 of 6 document(s) could not be mapped"
 
 
 def test_custom_mapping_file(run_cli: Callable[..., Any], tmp_path: Path) -> None:
