@@ -33,27 +33,24 @@ most 300 characters; the auth scheme's secrets are scrubbed from the excerpt as 
 
 from __future__ import annotations
 
-import json
 import random
-import re
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
-from uuid import UUID
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
 from requests.auth import AuthBase
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from adapters.budget import BUDGET_PRESETS, Clock, RateBudget, Sleep, TokenBucket, shared_bucket
+from adapters.jsonwire import dumps_json, loads_json
 from connector.errors import (
     FatalRemoteError,
     RateLimitedError,
@@ -89,10 +86,6 @@ __all__ = [
 ]
 
 _log = get_logger("adapters.http")
-Clock = Callable[[], float]
-"""Monotonic seconds (``time.monotonic``); tests inject a fake."""
-Sleep = Callable[[float], None]
-"""How to wait (``time.sleep``); tests inject a recorder so nothing really sleeps."""
 _BODY_EXCERPT = 300
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # X-RateLimit-Reset is documented by Evotor as "seconds until the window resets"; a value this large can only be
@@ -173,23 +166,6 @@ class SecretBearing(Protocol):
         ...
 
 
-class RateBudget(BaseModel):
-    """A request budget: at most ``requests`` per ``per_seconds``, with a burst of ``requests``."""
-
-    model_config = ConfigDict(frozen=True)
-
-    requests: PositiveInt
-    per_seconds: PositiveFloat = 1.0
-
-
-BUDGET_PRESETS: Mapping[str, RateBudget] = {
-    "bitrix24": RateBudget(requests=2, per_seconds=1),
-    "amocrm": RateBudget(requests=7, per_seconds=1),
-    "moysklad": RateBudget(requests=45, per_seconds=3),
-}
-"""Known per-system limits (DESIGN §5); a system config names one or gives its own budget."""
-
-
 class HttpPolicy(BaseModel):
     """Timeouts, retries and budget of one system; every field has a safe default.
 
@@ -264,92 +240,9 @@ class SystemHttpConfig(BaseModel):
                    headers=dict(headers or {}))  # fmt: skip
 
 
-class TokenBucket:
-    """A thread-safe token bucket: a burst of ``budget.requests``, refilled evenly over ``per_seconds``.
-
-    A caller that finds the bucket empty reserves the next token and sleeps outside the lock, so waiting threads
-    are served in order and never busy-wait.
-
-    Args:
-        budget: the request budget.
-        clock: monotonic seconds (injected in tests).
-        sleep: how to wait (injected in tests).
-    """
-
-    def __init__(
-        self, budget: RateBudget, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
-    ) -> None:
-        self.budget = budget
-        self._clock = clock
-        self._sleep = sleep
-        self._rate = budget.requests / budget.per_seconds
-        self._tokens = float(budget.requests)
-        self._stamp = clock()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> float:
-        """Take one token, sleeping until it is available; returns the seconds waited."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.budget.requests), self._tokens + (now - self._stamp) * self._rate)
-            self._stamp = now
-            self._tokens -= 1.0
-            wait = 0.0 if self._tokens >= 0 else -self._tokens / self._rate
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
-
-_BUCKETS: dict[str, TokenBucket] = {}
-_BUCKETS_LOCK = threading.Lock()
-
-
-def shared_bucket(system: str, budget: RateBudget) -> TokenBucket:
-    """The process-wide bucket of ``system``, so every client and thread of one system shares one budget."""
-    with _BUCKETS_LOCK:
-        bucket = _BUCKETS.get(system)
-        if bucket is None or bucket.budget != budget:
-            bucket = _BUCKETS[system] = TokenBucket(budget)
-        return bucket
-
-
 def outcome_unknown(error: BaseException) -> bool:
     """True when a write may or may not have been applied: look its idempotency key up before writing again."""
     return isinstance(error, RemoteError) and error.context.get("outcome_unknown") is True
-
-
-def loads_json(content: bytes | str) -> Any:
-    """Parse JSON with floats as :class:`~decimal.Decimal` (money never passes through binary floating point)."""
-    return json.loads(content, parse_float=Decimal)
-
-
-_DECIMAL_MARK = "\x00decimal:"
-_DECIMAL_TOKEN = re.compile(r'"\\u0000decimal:(-?[0-9]+(?:\.[0-9]+)?)"')
-
-
-def _to_jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot send {value} as JSON")
-        return f"{_DECIMAL_MARK}{value:f}"
-    if isinstance(value, Mapping):
-        return {str(key): _to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_jsonable(item) for item in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    return value
-
-
-def dumps_json(payload: Any) -> bytes:
-    """Serialise to UTF-8 JSON, writing :class:`~decimal.Decimal` as an exact JSON number (``423.08``).
-
-    The standard encoder only knows floats, so decimals travel as marked strings and are unquoted afterwards.
-    """
-    text = json.dumps(_to_jsonable(payload), ensure_ascii=False, separators=(",", ":"))
-    return _DECIMAL_TOKEN.sub(r"\1", text).encode("utf-8")
 
 
 @dataclass(frozen=True)
