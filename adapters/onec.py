@@ -1,0 +1,482 @@
+"""1C:Enterprise: receipts, the bonus register and catalogs read over OData; bonus documents and receipts written
+idempotently (DESIGN §4, §5; reference/onec.md).
+
+Configuration (``systems.<name>`` in ``connector.yaml``)::
+
+    onec:
+      adapter: onec
+      base_url: http://1c/ut/odata/standard.odata     # or the base root: /odata/standard.odata is added
+      user: exchange
+      password: ${ONEC_PASSWORD}
+      timezone: Europe/Moscow                         # 1C dates carry no offset: they are this zone's
+      mapping: onec/ut11                              # onec/retail2 selects Розница 2 (or options.flavour)
+      protocol: odata                                 # soap: bonus balance and operations via the web service
+      options:
+        store_ids: {"<canonical store id>": "<Склад/Магазин Ref_Key or Code>"}
+        external_id_field: Комментарий                # where the connector's key is kept
+        verify: response                              # or reread: GET each document again after posting
+        bonus_program: "<Ref_Key>"                    # default: the base's first bonus program
+
+**Reading.** :meth:`OneCAdapter.documents` reads a store's receipts day by day (``Date`` window as zone-less
+``datetime'…'`` literals, the store by ``Склад_Key``/``Магазин_Key``, ``$select`` of what the mappings use,
+paged by the OData client). Documents marked for deletion are *skipped* there and reported by
+:meth:`OneCAdapter.deleted_documents` instead — whole, so their mapping yields status ``deleted`` and the journal
+can retire them; unposted ones are returned (the mapping makes them ``draft``). Catalogs are read once per run
+and cached (:meth:`OneCAdapter.catalogs`, :meth:`OneCAdapter.refresh_catalogs`).
+
+**Writing.** Every create is idempotent: the caller's key is stored in ``Комментарий`` (or
+``options.external_id_field``) and looked up before creating. :meth:`OneCAdapter.find_postings` and
+:meth:`OneCAdapter.find_documents` look a whole batch up with one query per entity set (``substringof`` on the
+key field, ``or``-ed, 40 keys a request) and remember the answer, so a following write of a key known to be
+absent costs exactly create + ``Post``. A create whose outcome is unknown is resolved by a fresh lookup before a
+second create; a document found unposted is posted, not created again. What 1C stored is compared field by field
+with what was sent (1C drops unknown fields and truncates strings silently): by default with the object the
+create returned — 1C answers a create with the object as written — or, with ``verify: reread``, with a GET after
+posting; a difference is a :class:`~connector.errors.FatalRemoteError` naming the set, the ``Ref_Key`` and the
+fields, and the document is not posted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import requests
+
+from adapters.base import RawRecord, WriteResult
+from adapters.http import HttpClient, HttpPolicy, RateBudget, SystemHttpConfig, outcome_unknown
+from adapters.odata import (
+    EMPTY_GUID,
+    Filter,
+    ODataClient,
+    and_,
+    contains,
+    datetime_literal,
+    eq,
+    ge,
+    guid,
+    lt,
+    or_,
+)
+from adapters.onec_catalogs import FLAVOURS, Flavour, FlavourSpec, OneCCatalogs, read_catalogs
+from adapters.onec_payloads import (
+    BONUS_DOCUMENT,
+    ReceiptContext,
+    bonus_document,
+    differences,
+    masked_account,
+    receipt_document,
+)
+from adapters.onec_soap import OneCSoapService, soap_unsupported
+from adapters.rest import BasicAuth
+from connector.config import SystemConfig
+from connector.errors import ConfigError, FatalRemoteError, RemoteError, RemoteNotFoundError
+from connector.logs import get_logger, mask_phone
+from connector.model import DocRef, Posting, Return, Sale
+
+__all__ = ["REGISTER", "REGISTER_RECORDS", "OneCAdapter", "available_points"]
+
+REGISTER = "AccumulationRegister_БонусныеБаллы"
+REGISTER_RECORDS = f"{REGISTER}_RecordType"
+_ODATA_ROOT = "/odata/standard.odata"
+_LOOKUP_CHUNK = 40
+_log = get_logger("adapters.onec")
+
+
+def available_points(accrued: Decimal, to_write_off: Decimal) -> Decimal:
+    """Points a holder may spend: ``max(0, НачисленоBalance − max(0, КСписаниюBalance))`` (reference §2.4)."""
+    return max(Decimal(0), accrued - max(Decimal(0), to_write_off))
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A document 1C holds for an idempotency key."""
+
+    entity_set: str
+    ref: str
+    posted: bool
+
+
+def _flavour(config: SystemConfig) -> Flavour:
+    named = str(config.options.get("flavour") or config.mapping or "ut").lower()
+    if named in ("ut", "ut11", "ka2", "erp") or "ut11" in named:
+        return "ut"
+    if named in ("retail", "retail2") or "retail" in named:
+        return "retail"
+    raise ConfigError(f"options.flavour: {named!r} is not ut or retail (УТ 11 / Розница 2)")
+
+
+def _http(name: str, config: SystemConfig, session: requests.Session | None) -> HttpClient:
+    rate = config.rate_limit
+    policy = HttpPolicy(
+        connect_timeout=config.timeouts.connect, read_timeout=config.timeouts.read,
+        rate=RateBudget(requests=rate.requests, per_seconds=rate.per_seconds) if rate else None,
+        max_retries=int(config.options.get("max_retries", 5)),
+    )  # fmt: skip
+    base_url = config.base_url if config.base_url.endswith(_ODATA_ROOT) else config.base_url + _ODATA_ROOT
+    auth = BasicAuth(config.user, config.password or "") if config.user else None
+    return HttpClient(SystemHttpConfig(system=name, base_url=base_url, policy=policy), session, auth=auth)
+
+
+def _day_windows(since: datetime, until: datetime, days: int) -> Iterator[tuple[datetime, datetime]]:
+    # Keyset windows on Date keep $skip small: 1C re-scans skipped rows on every page (reference §6.1).
+    start = since
+    while start < until:
+        end = min(start + timedelta(days=days), until)
+        yield start, end
+        start = end
+
+
+class OneCAdapter:
+    """One 1C base (УТ 11 / КА 2 / ERP or Розница 2): a document source and target, a ledger source and target.
+
+    Args:
+        name: the configured system name.
+        config: the system's configuration.
+        session: the ``requests.Session`` to send with (tests pass ``responses`` or the sandbox's).
+        http: a ready HTTP client instead (tests inject one with a recording ``sleep``).
+
+    Example:
+        >>> onec = OneCAdapter("onec", config.systems["onec"])                     # doctest: +SKIP
+        >>> for record in onec.documents(store_id, since, until): ...              # doctest: +SKIP
+        >>> onec.write_posting(posting, key=f"onec:{posting.key}")                 # doctest: +SKIP
+    """
+
+    def __init__(self, name: str, config: SystemConfig, *, session: requests.Session | None = None,
+                 http: HttpClient | None = None) -> None:  # fmt: skip
+        self.system = name
+        self.config = config
+        self.options = dict(config.options)
+        self.tz = ZoneInfo(config.timezone)
+        self.spec: FlavourSpec = FLAVOURS[_flavour(config)]
+        self.key_field = str(self.options.get("external_id_field", "Комментарий"))
+        self.http = http or _http(name, config, session)
+        self.odata = ODataClient(
+            self.http, timezone=self.tz, page_size=int(self.options.get("page_size", 500))
+        )
+        self.soap = (
+            OneCSoapService(self.http, config.base_url, self.tz, self.options)
+            if config.protocol == "soap"
+            else None
+        )
+        self._catalogs: OneCCatalogs | None = None
+        self._index: dict[str, _Found | None] = {}  # key → what 1C holds; None: looked up and absent
+
+    # -- catalogs ----------------------------------------------------------------------------------------
+
+    def _cats(self) -> OneCCatalogs:
+        if self.soap is not None:
+            raise soap_unsupported(self.system, "reading catalogs")
+        if self._catalogs is None:
+            store_ids = {str(k): str(v) for k, v in dict(self.options.get("store_ids") or {}).items()}
+            sku_field = str(self.options.get("sku_field", "Артикул"))
+            self._catalogs = read_catalogs(self.odata, self.spec, store_ids=store_ids, sku_field=sku_field)
+        return self._catalogs
+
+    def catalogs(self) -> dict[str, dict[str, Any]]:
+        """The lookups of the shipped 1C mappings (``partners``, ``cards``, ``stores``, ``products`` …), read once."""
+        return self._cats().for_mapping()
+
+    def refresh_catalogs(self) -> None:
+        """Forget the cached catalogs and looked-up keys (the next call reads them again): call once per run."""
+        self._catalogs = None
+        self._index.clear()
+
+    def partner_for_phone(self, phone: str) -> str | None:
+        """The ``Ref_Key`` of the partner (Розница: person) with this phone, or None."""
+        return self._cats().partner_for_phone(phone)
+
+    def partner_for_card(self, card: str) -> str | None:
+        """The ``Ref_Key`` of the partner (Розница: person) owning the card numbered ``card``, or None."""
+        return self._cats().partner_for_card(card)
+
+    def holder_for_account(self, account: str) -> str:
+        """The register holder of a ledger account (``+7…`` or ``card:<n>``): УТ a partner, Розница a card.
+
+        Raises:
+            RemoteNotFoundError: no such customer or card in 1C.
+        """
+        cats = self._cats()
+        if account.startswith("card:"):
+            number = account.removeprefix("card:")
+            holder = cats.partner_for_card(number) if self.spec.name == "ut" else cats.card_for_number(number)
+        else:
+            partner = cats.partner_for_phone(account)
+            holder = partner if self.spec.name == "ut" or partner is None else cats.card_for_partner(partner)
+        if holder is None:
+            raise RemoteNotFoundError(f"no {self.spec.partners} or card in 1C for account {masked_account(account)}",
+                                      system=self.system, field="account")  # fmt: skip
+        return holder
+
+    # -- reading receipts --------------------------------------------------------------------------------
+
+    def stores(self) -> list[str]:
+        """Canonical ids of the base's stores (``systems.<name>.stores`` narrows them)."""
+        known = list(dict.fromkeys(self._cats().stores.values()))
+        return [store for store in known if not self.config.stores or store in self.config.stores]
+
+    def documents(self, store: str, since: datetime, until: datetime, *,
+                  kinds: Sequence[str] = ("sale", "return")) -> Iterator[RawRecord]:  # fmt: skip
+        """Sales and returns of ``store`` dated in ``[since, until)``, not marked for deletion, each once.
+
+        Args:
+            store: the canonical store id (or the store's ``Ref_Key``).
+            since: window start (aware; compared in the base's zone).
+            until: window end, exclusive.
+            kinds: ``sale`` and/or ``return`` — УТ reads ``ЧекККМ``/``ЧекККМВозврат``, Розница ``ЧекККМ``
+                filtered by ``ВидОперации`` when only one kind is asked.
+        """
+        yield from self._receipts(store, since, until, kinds, deleted=False)
+
+    def deleted_documents(self, store: str, since: datetime, until: datetime) -> Iterator[RawRecord]:
+        """Receipts of the window marked for deletion (``DeletionMark``), whole: their mapping status is ``deleted``."""
+        yield from self._receipts(store, since, until, ("sale", "return"), deleted=True)
+
+    def _receipts(self, store: str, since: datetime, until: datetime, kinds: Sequence[str],
+                  *, deleted: bool) -> Iterator[RawRecord]:  # fmt: skip
+        if self.soap is not None:
+            raise soap_unsupported(self.system, "reading receipts")
+        store_ref = self._cats().store_ref(store)
+        if store_ref is None:
+            raise ConfigError(f"store {store!r} is not a {self.spec.stores} of 1C: map it in options.store_ids",
+                              system=self.system)  # fmt: skip
+        canonical = self._cats().stores[store_ref]
+        window_days = int(self.options.get("window_days", 1))
+        for entity_set, select, kind_filter in self._receipt_sets(kinds):
+            for start, end in _day_windows(since, until, window_days):
+                parts = [ge("Date", datetime_literal(start, self.tz)), lt("Date", datetime_literal(end, self.tz)),
+                         eq(self.spec.store_field, guid(store_ref)), eq("DeletionMark", deleted)]  # fmt: skip
+                flt = and_(*parts, *([kind_filter] if kind_filter else []))
+                use_select = select if self.options.get("select", True) else None
+                for row in self.odata.query(
+                    entity_set, filter=flt, select=use_select, orderby=("Date",), decode=False
+                ):
+                    yield RawRecord(
+                        self.system, entity_set, str(row["Ref_Key"]), row.get("DataVersion"), canonical, row
+                    )
+
+    def _receipt_sets(self, kinds: Sequence[str]) -> list[tuple[str, tuple[str, ...], Filter | None]]:
+        spec = self.spec
+        if spec.sale_set == spec.return_set and {"sale", "return"} <= set(kinds):
+            return [(spec.sale_set, spec.sale_select, None)]
+        sets: list[tuple[str, tuple[str, ...], Filter | None]] = []
+        for kind, entity_set, select, marker in (("sale", spec.sale_set, spec.sale_select, spec.sale_kind),
+                                                 ("return", spec.return_set, spec.return_select, spec.return_kind)):  # fmt: skip
+            if kind in kinds:
+                sets.append(
+                    (entity_set, select, and_(*(eq(k, v) for k, v in marker.items())) if marker else None)
+                )
+        return sets
+
+    # -- the bonus register ------------------------------------------------------------------------------
+
+    def operations(self, since: datetime, until: datetime) -> Iterator[RawRecord]:
+        """Bonus register movements with a ``Period`` in ``[since, until)`` (the ledger-source seam)."""
+        yield from self.register_records(since, until)
+
+    def register_records(
+        self, since: datetime, until: datetime, *, holder: str | None = None
+    ) -> Iterator[RawRecord]:
+        """Rows of ``AccumulationRegister_БонусныеБаллы_RecordType`` in the window, optionally of one holder."""
+        if self.soap is not None:
+            raise soap_unsupported(self.system, "reading the bonus register")
+        parts = [
+            ge("Period", datetime_literal(since, self.tz)),
+            lt("Period", datetime_literal(until, self.tz)),
+        ]
+        if holder is not None:
+            parts.append(eq(self.spec.holder, guid(holder)))
+        rows = self.odata.query(REGISTER_RECORDS, filter=and_(*parts), orderby=("Period",),
+                                key_fields=("Recorder", "LineNumber"), decode=False)  # fmt: skip
+        for row in rows:
+            yield RawRecord(
+                self.system, REGISTER_RECORDS, f"{row['Recorder']}:{row['LineNumber']}", None, None, row
+            )
+
+    def balance(
+        self, holder: str | None = None, *, at: datetime | None = None
+    ) -> dict[tuple[str, str], Decimal]:
+        """Available points per (holder, program) from ``Balance(Period=at, Condition=…)``; ``at`` defaults to now.
+
+        Movements dated exactly at ``at`` are not counted (1C's ``Остатки`` on a moment).
+        """
+        if self.soap is not None:
+            raise soap_unsupported(self.system, "the register's Balance table")
+        params: dict[str, object] = {"Period": at or datetime.now(self.tz)}
+        if holder is not None:
+            params["Condition"] = eq(self.spec.holder, guid(holder))
+        result: dict[tuple[str, str], Decimal] = {}
+        for row in self.odata.virtual_table(REGISTER, "Balance", params):
+            key = (str(row.get(self.spec.holder)), str(row.get("БонуснаяПрограммаЛояльности_Key")))
+            accrued, due = (
+                Decimal(str(row.get(name) or 0)) for name in ("НачисленоBalance", "КСписаниюBalance")
+            )
+            result[key] = result.get(key, Decimal(0)) + available_points(accrued, due)
+        return result
+
+    def points_balance(self, account: str, *, at: datetime | None = None) -> Decimal:
+        """Available points of a ledger account (``+7…`` or ``card:<n>``) over every program, over OData or SOAP."""
+        if self.soap is not None:
+            card = account.removeprefix("card:") if account.startswith("card:") else None
+            return self.soap.balance(card=card, phone=None if card else account, at=at)
+        return sum(self.balance(self.holder_for_account(account), at=at).values(), Decimal(0))
+
+    # -- writing bonus documents -------------------------------------------------------------------------
+
+    def find_postings(self, keys: Iterable[str]) -> dict[str, str]:
+        """Which keys already have a bonus document (key → ``Ref_Key``): one query per 40 keys.
+
+        Over SOAP the service has no lookup and dedupes by operation id itself: nothing is found here.
+        """
+        if self.soap is not None:
+            return {}
+        return {key: found.ref for key, found in self._lookup((BONUS_DOCUMENT,), keys).items()}
+
+    def write_posting(self, posting: Posting, key: str) -> WriteResult:
+        """Write ``posting`` as a posted ``НачислениеИСписаниеБонусныхБаллов`` unless ``key`` has one already."""
+        if self.soap is not None:
+            ref = self.soap.write(posting, key, program=self.options.get("bonus_program"))
+            return WriteResult(key, ref, created=True)
+
+        def build() -> tuple[str, dict[str, Any]]:
+            body = bonus_document(posting, holder=self.holder_for_account(posting.account), spec=self.spec,
+                                  program=self._program(), tz=self.tz, key_field=self.key_field, key=key)  # fmt: skip
+            return BONUS_DOCUMENT, body
+
+        return self._write_once(key, (BONUS_DOCUMENT,), build)
+
+    def _program(self) -> str:
+        program = self.options.get("bonus_program") or self._cats().default_program()
+        if not program:
+            raise ConfigError("1C has no Catalog_БонусныеПрограммыЛояльности: set options.bonus_program",
+                              system=self.system)  # fmt: skip
+        return str(program)
+
+    # -- writing receipts --------------------------------------------------------------------------------
+
+    def find_documents(self, keys: Iterable[str]) -> dict[str, str]:
+        """Which keys already have a receipt in 1C (key → ``Ref_Key``): one query per entity set and 40 keys."""
+        if self.soap is not None:
+            raise soap_unsupported(self.system, "writing receipts")
+        sets = tuple(dict.fromkeys((self.spec.sale_set, self.spec.return_set)))
+        return {key: found.ref for key, found in self._lookup(sets, keys).items()}
+
+    def write_document(self, document: Sale | Return, key: str) -> WriteResult:
+        """Write a canonical sale or return as a posted receipt unless ``key`` has one already."""
+        if self.soap is not None:
+            raise soap_unsupported(self.system, "writing receipts")
+        target = self.spec.return_set if isinstance(document, Return) else self.spec.sale_set
+        return self._write_once(
+            key, (target,), lambda: receipt_document(document, self._receipt_context(document, key))
+        )
+
+    def _receipt_context(self, document: Sale | Return, key: str) -> ReceiptContext:
+        cats = self._cats()
+        partner, card = self._customer_refs(document)
+        original = EMPTY_GUID
+        if isinstance(document, Return) and document.original is not None:
+            original = self._original_ref(document.original, key)
+        program = cats.programs.get(
+            str(self.options.get("bonus_program") or cats.default_program() or ""), {}
+        )
+        point_value = Decimal(str(self.options.get("point_value") or program.get("point_value") or "1"))
+        return ReceiptContext(
+            self.spec, cats, self.tz, self.key_field, key, partner, card, original, point_value
+        )
+
+    def _customer_refs(self, document: Sale | Return) -> tuple[str, str]:
+        customer, cats = document.customer, self._cats()
+        if customer is None or not (customer.phone or customer.card):
+            return EMPTY_GUID, EMPTY_GUID
+        partner = (cats.partner_for_phone(customer.phone) if customer.phone else None) or (
+            cats.partner_for_card(customer.card) if customer.card else None)  # fmt: skip
+        card = (cats.card_for_number(customer.card) if customer.card else None) or (
+            cats.card_for_partner(partner) if partner else None)  # fmt: skip
+        if partner is None and card is None:
+            _log.warning("onec.unknown_customer", system=self.system, document=document.ref.id,
+                         phone=mask_phone(customer.phone) if customer.phone else None)  # fmt: skip
+        return partner or EMPTY_GUID, card or EMPTY_GUID
+
+    def _original_ref(self, original: DocRef, key: str) -> str:
+        if original.system == self.system:
+            return original.id
+        sale_key = f"{key.split(':', 1)[0]}:{original.system}:{original.id}:sale"
+        found = self._known(sale_key, (self.spec.sale_set,))
+        return found.ref if found else EMPTY_GUID
+
+    # -- idempotent create -------------------------------------------------------------------------------
+
+    def _lookup(self, entity_sets: Sequence[str], keys: Iterable[str]) -> dict[str, _Found]:
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, _Found] = {}
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            chunk = wanted[start : start + _LOOKUP_CHUNK]
+            flt = and_(or_(*(contains(self.key_field, k) for k in chunk)), eq("DeletionMark", False))
+            for entity_set in entity_sets:
+                rows = self.odata.query(
+                    entity_set, filter=flt, select=(self.key_field, "Posted"), orderby=("Date",)
+                )
+                for row in rows:
+                    comment = str(row.get(self.key_field) or "").strip()
+                    previous = found.get(comment)
+                    # Of duplicates left by an older tool, the posted one is the write to keep.
+                    if comment in chunk and (previous is None or (row.get("Posted") and not previous.posted)):
+                        found[comment] = _Found(entity_set, str(row["Ref_Key"]), bool(row.get("Posted")))
+        self._index.update({key: found.get(key) for key in wanted})
+        return found
+
+    def _known(self, key: str, entity_sets: Sequence[str]) -> _Found | None:
+        if key in self._index:
+            return self._index[key]
+        return self._lookup(entity_sets, [key]).get(key)
+
+    def _write_once(self, key: str, entity_sets: Sequence[str],
+                    build: Callable[[], tuple[str, dict[str, Any]]]) -> WriteResult:  # fmt: skip
+        found = self._known(key, entity_sets)
+        if found is not None:
+            return self._complete(found, key, build, created=False)
+        entity_set, body = build()
+        try:
+            stored = self.odata.create(entity_set, body, decode=False)
+        except RemoteError as error:
+            if not outcome_unknown(error):
+                raise
+            found = self._lookup(entity_sets, [key]).get(key)
+            _log.warning("onec.create_outcome_unknown", system=self.system, key=key, found=found is not None)
+            if found is not None:
+                return self._complete(found, key, build, created=True)
+            stored = self.odata.create(entity_set, body, decode=False)
+        ref = str(stored["Ref_Key"])
+        self._index[key] = _Found(entity_set, ref, posted=False)
+        if self.options.get("verify", "response") != "reread":
+            self._verify(entity_set, ref, body, stored)
+        self.odata.post_document(entity_set, ref)
+        if self.options.get("verify", "response") == "reread":
+            self._verify(entity_set, ref, body, self.odata.get(entity_set, ref, decode=False))
+        self._index[key] = _Found(entity_set, ref, posted=True)
+        return WriteResult(key, ref, created=True)
+
+    def _complete(self, found: _Found, key: str, build: Callable[[], tuple[str, dict[str, Any]]],
+                  *, created: bool) -> WriteResult:  # fmt: skip
+        """Post a document an earlier attempt created but did not post — after checking it is the one we meant."""
+        if not found.posted:
+            _, body = build()
+            self._verify(
+                found.entity_set, found.ref, body, self.odata.get(found.entity_set, found.ref, decode=False)
+            )
+            self.odata.post_document(found.entity_set, found.ref)
+            self._index[key] = replace(found, posted=True)
+        return WriteResult(key, found.ref, created)
+
+    def _verify(self, entity_set: str, ref: str, sent: dict[str, Any], stored: dict[str, Any]) -> None:
+        fields = differences(sent, stored)
+        if fields:
+            raise FatalRemoteError(
+                f"{self.system}: {entity_set}({ref}) was stored differently from what was sent "
+                f"(1C drops unknown fields and truncates silently): {', '.join(fields)}",
+                system=self.system, entity=entity_set, document=ref, fields=", ".join(fields),
+            )  # fmt: skip
