@@ -10,6 +10,7 @@ and the exit code is 1. Unreadable input, catalogs or mapping raise :class:`~con
 
 Example:
     loyalty-connector map --mapping onec/ut11 --catalogs catalogs.json --input page.json
+    loyalty-connector map --mapping evotor/v2 --param 'bonus_app_ids=["<app uuid>"]' --input documents.json
 """
 
 from __future__ import annotations
@@ -79,6 +80,19 @@ def _catalogs(source: Path | None) -> dict[str, Any]:
     return data
 
 
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, separator, text = pair.partition("=")
+        if not separator or not name.strip():
+            raise InputError(f"--param takes NAME=VALUE, not {pair!r}")
+        try:
+            params[name.strip()] = json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError:
+            params[name.strip()] = text  # a bare word is a string: --param timezone=Europe/Samara
+    return params
+
+
 def _report(result: MapResult) -> str:
     error = result.error
     assert error is not None
@@ -112,9 +126,14 @@ def map_command(
     catalogs: Path | None = typer.Option(
         None, "--catalogs", help='Lookups JSON {"partners": {…}, "stores": {…}}.'
     ),
+    param: list[str] = typer.Option(
+        [],
+        "--param",
+        help='Override a mapping parameter: NAME=VALUE (VALUE as JSON, e.g. bonus_app_ids=["…"]).',
+    ),
 ) -> None:
     """Map raw payloads to canonical documents or postings, one JSON object per line."""
-    loaded = load_mapping(mapping)
+    loaded = load_mapping(mapping, params=_params(param))
     lookups = _catalogs(catalogs)
     items, named = split_payload(_read_json(input_path, "input"))
     if entity and named and entity != named:

@@ -17,8 +17,8 @@ the mapping file loads, and a function of the value. A null value passes every t
 ``enum``        ``{values: {Пробит: posted}, default: draft}``; a value not in the table without a default
                 is an error
 ``phone``       E.164 (numbers and strings; ``{region: RU}``)
-``account``     a ledger identity: a phone → E.164, ``card:…`` kept, a ``{phone, card}`` entry → its phone,
-                else ``card:<card>``
+``account``     a ledger identity: a phone → E.164, ``card:…`` kept, a ``{phone, card}`` entry (or a cards
+                catalog ``{phone, number}`` entry) → its phone, else ``card:<card>``
 ``lookup``      ``{catalog: partners, field: phone, missing: null|keep|error}``: the catalog entry of the value
 ``default``     ``{default: 0}``: the value when it is null
 ``null_if``     ``{null_if: ["", "0"]}``: null when the value is one of these
@@ -262,7 +262,8 @@ def _account(value: Any, args: _NoArgs, scope: Scope) -> str | None:
     if isinstance(value, Mapping):
         if value.get("phone"):
             return normalize_phone(value["phone"])
-        return f"card:{value['card']}" if value.get("card") else None
+        card = value.get("card") or value.get("number")
+        return f"card:{card}" if card else None
     text = _string(value, args, scope).strip()
     if not text:
         return None

@@ -94,6 +94,19 @@ def test_evotor_sell_with_bonus_app_payment_keeps_local_offset_and_business_date
     assert sale.status == "posted"
 
 
+def test_evotor_sandbox_loyalty_app_is_a_bonus_payment_by_default() -> None:
+    document = raw("evotor/sell_bonus_payment.json")
+    document["body"]["payments"][1]["app_payment"]["app_id"] = "6f1d3c2a-5b7e-4a90-8c3d-b0b0c0de0001"
+    sale = load_mapping("evotor/v2").map(document)
+    assert (sale.bonus_redeemed, payments(sale)) == (
+        Decimal("200.00"),
+        [("cash", "440.15"), ("bonus", "200.00")],
+    )
+    # Another app's payment (a bank's acquiring) is a card payment, not points.
+    plain = load_mapping("evotor/v2").map(raw("evotor/sell_bonus_payment.json"))
+    assert (plain.bonus_redeemed, payments(plain)) == (Decimal("0"), [("cash", "440.15"), ("card", "200.00")])
+
+
 def test_evotor_points_booked_as_doc_discount_are_added_back_to_lines() -> None:
     mapping = load_mapping("evotor/v2", params={"bonus_discount_types": ["SUM"]})
     sale = mapping.map(raw("evotor/sell_bonus_discount.json"), system="evotor")
@@ -400,6 +413,51 @@ def test_retail2_line_points_disagreeing_with_the_payment_row_are_reported() -> 
     ) as caught:
         load_mapping("onec/retail2").map(document, catalogs=onec_catalogs())
     assert caught.value.context["field"] == "bonus_redeemed"
+
+
+def test_retail2_register_rows_and_bonus_documents_use_the_discount_card() -> None:
+    card = "d4e5f6a7-5555-11ee-8a3c-00155d0a1f01"
+    rows = raw("onec/ut11_register_page.json")["value"][:3]
+    for row in rows:
+        del row["Партнер_Key"]
+        row["ДисконтнаяКарта_Key"] = card
+    documents = raw("onec/ut11_bonus_documents.json")[:1]
+    documents[0]["Начисление"][0] = {"LineNumber": "1", "ДисконтнаяКарта_Key": card, "Баллы": 32}
+    mapping = load_mapping("onec/retail2")
+    results = [
+        *mapping.map_many(rows, catalogs=onec_catalogs()),
+        *mapping.map_many(documents, catalogs=onec_catalogs()),
+    ]
+    postings = [result.value for result in results]
+
+    assert all(isinstance(posting, Posting) for posting in postings)
+    summary = [(p.kind, f"{p.amount:.2f}", p.account) for p in postings if isinstance(p, Posting)]
+    assert summary == [
+        ("redemption", "-150.00", "+79161234567"),  # the cards catalog gives the owner's phone
+        ("accrual", "117.00", "+79161234567"),
+        ("expiry", "-117.00", "+79161234567"),
+        ("accrual", "32.00", "+79161234567"),
+    ]
+
+
+def test_bonus_document_expiry_date_wins_over_the_period_and_months_are_calendar_months() -> None:
+    document = raw("onec/ut11_bonus_documents.json")[0]
+    mapping = load_mapping("onec/ut11")
+    document |= {"ПериодОтсрочкиНачалаДействия": "Месяц", "КоличествоПериодовОтсрочкиНачалаДействия": 1}
+    document |= {"Date": "2024-01-31T18:00:00", "ПериодДействия": "Квартал", "КоличествоПериодовДействия": 2}
+    posting = mapping.map(document, catalogs=onec_catalogs())
+    # 31 January + 1 month = 29 February 2024 (clamped), + 2 quarters = 29 August.
+    assert (posting.available_at, posting.expires_at) == (
+        datetime(2024, 2, 29, tzinfo=MSK),
+        datetime(2024, 8, 29, tzinfo=MSK),
+    )
+    document["ДатаОкончанияСрокаДействия"] = "2024-12-31T00:00:00"
+    assert mapping.map(document, catalogs=onec_catalogs()).expires_at == datetime(2024, 12, 31, tzinfo=MSK)
+    document["ПериодДействия"] = "Век"
+    document["ДатаОкончанияСрокаДействия"] = "0001-01-01T00:00:00"
+    with pytest.raises(MappingError, match="unknown period 'Век'") as caught:
+        mapping.map(document, catalogs=onec_catalogs())
+    assert caught.value.context["field"] == "expires_at"
 
 
 # --- CRM ----------------------------------------------------------------------------------------------------

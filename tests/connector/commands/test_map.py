@@ -60,6 +60,20 @@ def test_evotor_page_of_items_with_system_name(run_cli: Callable[..., Any], tmp_
     assert sale["customer"]["phone"] == "+79161234567"
 
 
+def test_param_overrides_a_mapping_parameter(run_cli: Callable[..., Any]) -> None:
+    document = str(RAW / "evotor" / "sell_bonus_discount.json")
+    result = run_cli(
+        "map", "--mapping", "evotor/v2", "--param", 'bonus_discount_types=["SUM"]', "--input", document
+    )
+    assert result.code == 0
+    (sale,) = lines(result.out)
+    assert (sale["total"], sale["bonus_redeemed"]) == ("650.00", "100.00")
+
+    bad = run_cli("map", "--mapping", "evotor/v2", "--param", "bonus_discount_type=[]", "--input", document)
+    assert bad.code == 2
+    assert "unknown mapping parameter 'bonus_discount_type'" in bad.err
+
+
 def test_odata_page_names_its_entity_set(run_cli: Callable[..., Any]) -> None:
     page = str(RAW / "onec" / "ut11_register_page.json")
     result = run_cli("map", "--mapping", "onec/ut11", "--catalogs", ONEC_CATALOGS, "--input", page)
