@@ -21,13 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,9 +34,13 @@ from connector.store.ledger import Ledger
 from connector.store.outbox import Outbox
 from connector.store.types import json_deserializer, json_serializer
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 __all__ = [
     "DEFAULT_STATE_URL",
     "MIGRATIONS_DIR",
+    "SCHEMA_REVISION",
     "Store",
     "alembic_config",
     "current_revision",
@@ -53,6 +53,10 @@ __all__ = [
 
 DEFAULT_STATE_URL = "sqlite:///connector.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SCHEMA_REVISION = "0001"
+"""The revision this code is written against: the migrations' head (a test keeps the two equal). Knowing it
+without loading Alembic keeps every command's start fast; Alembic is imported only to migrate."""
+_VERSION_TABLE = "alembic_version"
 
 _SQLITE_BUSY_TIMEOUT_S = 30.0
 # Any constant unique to this application: the key of the PostgreSQL advisory lock taken while migrating.
@@ -124,7 +128,7 @@ def make_engine(url: str) -> Engine:
         return _sqlite_engine(parsed)
     return create_engine(
         parsed,
-        pool_pre_ping=True,
+        pool_recycle=1800,  # server-side idle timeouts; a dropped connection fails one transaction, retried
         json_serializer=json_serializer,
         json_deserializer=json_deserializer,
     )
@@ -136,6 +140,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
     Args:
         connection: when given, the migrations run on it (its transaction is left for the caller to commit).
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
@@ -146,6 +152,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """The newest revision the packaged migrations define."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:  # pragma: no cover - the package always ships its initial migration
         raise StoreError("no migrations found", path=str(MIGRATIONS_DIR))
@@ -153,8 +161,10 @@ def head_revision() -> str:
 
 
 def _revision_of(connection: Connection) -> str | None:
-    heads = MigrationContext.configure(connection).get_current_heads()
-    return heads[0] if heads else None
+    # Alembic's own version table, read directly: no Alembic import on the common path.
+    if not inspect(connection).has_table(_VERSION_TABLE):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -187,6 +197,8 @@ def upgrade(engine: Engine) -> str:
     Raises:
         StoreError: the database cannot be reached or a migration failed.
     """
+    from alembic import command
+
     head = head_revision()
     try:
         with engine.connect() as connection:
@@ -239,7 +251,7 @@ class Store:
     @cached_property
     def ledger(self) -> Ledger:
         """The postings ledger of this database."""
-        return Ledger(self.sessions)
+        return Ledger(self.engine)
 
     @cached_property
     def outbox(self) -> Outbox:
@@ -275,11 +287,11 @@ def open_store(url: str = DEFAULT_STATE_URL, *, migrate: bool = True) -> Store:
         raise StoreError(
             f"cannot open the state database: {_first_line(exc)}", state=masked_url(engine.url)
         ) from exc
-    if current != head_revision():
+    if current != SCHEMA_REVISION:
         if not migrate:
             engine.dispose()
             raise StoreError(
-                f"the state database is at revision {current or 'none'}, not {head_revision()}: "
+                f"the state database is at revision {current or 'none'}, not {SCHEMA_REVISION}: "
                 "run `loyalty-connector db upgrade`",
                 state=masked_url(engine.url),
             )

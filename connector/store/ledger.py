@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Engine, Row, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
 
 from connector.errors import IdempotencyConflict
 from connector.model import DocRef, Posting
-from connector.store.tables import PostingRow, utc_now
+from connector.store.tables import Base, PostingRow, utc_now
 
 __all__ = ["Balance", "Ledger", "canonical_posting_json", "posting_hash"]
 
@@ -107,7 +106,7 @@ def _ref(system: str | None, kind: str | None, id_: str | None) -> DocRef | None
     return DocRef(system=system, kind=kind, id=id_)
 
 
-def _from_row(row: PostingRow) -> Posting:
+def _from_row(row: Row[Any]) -> Posting:
     return Posting(
         key=row.key,
         account=row.account,
@@ -122,14 +121,17 @@ def _from_row(row: PostingRow) -> Posting:
     )
 
 
-def _insert_ignoring_existing(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(PostingRow).values(list(rows)).on_conflict_do_nothing(index_elements=["key"]))
+_TABLE = Base.metadata.tables[PostingRow.__tablename__]
+# Built once: executed with parameters, so each dialect compiles them once and caches them.
+_INSERT = {
+    "postgresql": postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]),
+    "sqlite": sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["key"]),
+}
+_BY_KEYS = select(_TABLE).where(_TABLE.c.key.in_(bindparam("keys", expanding=True)))
 
 
-def _check_same_payload(posting: Posting, stored: PostingRow) -> None:
-    if stored.payload_hash == posting_hash(posting):
+def _check_same_payload(posting: Posting, digest: str, stored: Row[Any]) -> None:
+    if stored.payload_hash == digest:
         return
     raise IdempotencyConflict(
         "posting key already used with a different payload; a correction must be a new posting",
@@ -139,7 +141,7 @@ def _check_same_payload(posting: Posting, stored: PostingRow) -> None:
     )
 
 
-def _split(rows: Iterable[PostingRow], as_of: datetime) -> dict[str, Decimal]:
+def _split(rows: Iterable[Row[Any]], as_of: datetime) -> dict[str, Decimal]:
     """Sum the rows into the buckets the balance formula needs (see :meth:`Ledger.balance`)."""
     sums = dict.fromkeys(("pending", "live", "expired", "reversed", "debited"), _ZERO)
     for row in rows:
@@ -158,11 +160,11 @@ class Ledger:
     """The postings ledger over the state database; obtain it as ``store.ledger``.
 
     Args:
-        sessions: the store's session factory.
+        engine: the store's engine.
     """
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def append(self, posting: Posting) -> Posting:
         """Append a posting, or return the stored one when its key is already there with the same payload.
@@ -185,38 +187,41 @@ class Ledger:
             IdempotencyConflict: some key exists with a different payload; none of the postings was written.
         """
         given = list(postings)
+        # Key order: concurrent batches that overlap lock their keys in the same order, so they wait, not deadlock.
+        ordered = sorted(given, key=lambda posting: posting.key)
         now = utc_now()
-        stored: dict[str, PostingRow] = {}
-        with self._sessions.begin() as session:
-            for start in range(0, len(given), _BATCH):
-                # Key order: overlapping concurrent batches then wait on each other instead of deadlocking.
-                chunk = sorted(given[start : start + _BATCH], key=lambda posting: posting.key)
-                _insert_ignoring_existing(session, [_to_row(posting, now) for posting in chunk])
-                keys = [posting.key for posting in chunk]
-                stored.update((row.key, row) for row in session.scalars(_by_keys(keys)))
-            for posting in given:
-                _check_same_payload(posting, stored[posting.key])
+        rows = [_to_row(posting, now) for posting in ordered]
+        stored: dict[str, Row[Any]] = {}
+        with self._engine.begin() as connection:
+            insert = _INSERT[connection.dialect.name]
+            for start in range(0, len(rows), _BATCH):
+                chunk = rows[start : start + _BATCH]
+                connection.execute(insert, chunk)
+                keys = [row["key"] for row in chunk]
+                stored.update((row.key, row) for row in connection.execute(_BY_KEYS, {"keys": keys}))
+            for posting, row in zip(ordered, rows, strict=True):
+                _check_same_payload(posting, row["payload_hash"], stored[posting.key])
         return [_from_row(stored[posting.key]) for posting in given]
 
     def get(self, key: str) -> Posting | None:
         """The posting stored under ``key``, or None."""
-        with self._sessions() as session:
-            row = session.scalars(_by_keys([key])).one_or_none()
-            return _from_row(row) if row else None
+        with self._engine.connect() as connection:
+            row = connection.execute(_BY_KEYS, {"keys": [key]}).one_or_none()
+        return _from_row(row) if row else None
 
     def postings(self, account: str | None = None, document: DocRef | None = None) -> list[Posting]:
         """Postings of an account and/or a document, oldest first (by ``occurred_at``, then insertion)."""
-        query = select(PostingRow).order_by(PostingRow.occurred_at, PostingRow.id)
+        query = select(_TABLE).order_by(_TABLE.c.occurred_at, _TABLE.c.id)
         if account is not None:
-            query = query.where(PostingRow.account == account)
+            query = query.where(_TABLE.c.account == account)
         if document is not None:
             query = query.where(
-                PostingRow.document_system == document.system,
-                PostingRow.document_kind == document.kind,
-                PostingRow.document_id == document.id,
+                _TABLE.c.document_system == document.system,
+                _TABLE.c.document_kind == document.kind,
+                _TABLE.c.document_id == document.id,
             )
-        with self._sessions() as session:
-            return [_from_row(row) for row in session.scalars(query)]
+        with self._engine.connect() as connection:
+            return [_from_row(row) for row in connection.execute(query)]
 
     def balance(self, account: str, as_of: datetime) -> Balance:
         """The account's points as of a moment, following 1C's ``БонусныеБаллы`` arithmetic.
@@ -245,19 +250,15 @@ class Ledger:
         """
         if as_of.tzinfo is None:
             raise ValueError(f"as_of must be timezone-aware, not {as_of.isoformat()}")
-        query = select(PostingRow).where(
-            PostingRow.account == account,
-            PostingRow.occurred_at <= as_of,
-            PostingRow.status != "cancelled",
+        query = select(_TABLE.c.kind, _TABLE.c.amount, _TABLE.c.available_at, _TABLE.c.expires_at).where(
+            _TABLE.c.account == account,
+            _TABLE.c.occurred_at <= as_of,
+            _TABLE.c.status != "cancelled",
         )
-        with self._sessions() as session:
-            sums = _split(session.scalars(query), as_of)
+        with self._engine.connect() as connection:
+            sums = _split(connection.execute(query), as_of)
         pending = max(_ZERO, sums["pending"] - sums["reversed"])
         debited = sums["debited"] + max(_ZERO, sums["reversed"] - sums["pending"])
         expired = max(_ZERO, sums["expired"] - debited)
         available = max(_ZERO, sums["live"] + sums["expired"] - debited - expired)
         return Balance(account=account, as_of=as_of, available=available, pending=pending, expired=expired)
-
-
-def _by_keys(keys: Sequence[str]) -> Select[PostingRow]:
-    return select(PostingRow).where(PostingRow.key.in_(keys))

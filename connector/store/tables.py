@@ -137,7 +137,13 @@ class CrossRef(Base):
     __table_args__ = (
         # Named by hand: the conventional name would pass PostgreSQL's 63-character limit.
         UniqueConstraint(
-            "left_system", "left_kind", "left_id", "right_system", "right_kind", "right_id", name="uq_cross_refs_pair"
+            "left_system",
+            "left_kind",
+            "left_id",
+            "right_system",
+            "right_kind",
+            "right_id",
+            name="uq_cross_refs_pair",
         ),
         Index(None, "right_system", "right_kind", "right_id"),
     )

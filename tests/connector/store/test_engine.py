@@ -24,6 +24,11 @@ def _document(**overrides: object) -> JournalDocument:
     return JournalDocument(**values)
 
 
+def _insert(store: Store, document: JournalDocument) -> None:
+    with store.transaction() as session:
+        session.add(document)
+
+
 def test_open_store_creates_the_schema_at_the_newest_revision(state_url: str) -> None:
     with open_store(state_url) as store:
         assert current_revision(store.engine) == head_revision() == "0001"
@@ -65,7 +70,10 @@ def test_concurrent_first_opens_migrate_exactly_once(state_url: str) -> None:
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
-    with open_store(f"sqlite:///{tmp_path / 'nested' / 'state.db'}") as store, store.engine.connect() as connection:
+    with (
+        open_store(f"sqlite:///{tmp_path / 'nested' / 'state.db'}") as store,
+        store.engine.connect() as connection,
+    ):
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
@@ -100,9 +108,8 @@ def test_amounts_round_trip_exactly_as_decimal(store: Store) -> None:
     [(Decimal("1.005"), "at most 2 decimals"), (1.5, "not float"), (Decimal("NaN"), "must be finite")],
 )
 def test_amounts_that_would_lose_precision_are_refused(store: Store, amount: object, reason: str) -> None:
-    with pytest.raises(StatementError, match=reason), store.transaction() as session:
-        session.add(_document(total=amount))
-        session.flush()
+    with pytest.raises(StatementError, match=reason):
+        _insert(store, _document(total=amount))
 
 
 def test_datetimes_come_back_aware_in_utc(store: Store) -> None:
@@ -117,9 +124,8 @@ def test_datetimes_come_back_aware_in_utc(store: Store) -> None:
 
 
 def test_a_naive_datetime_is_refused(store: Store) -> None:
-    with pytest.raises(StatementError, match="naive datetime"), store.transaction() as session:
-        session.add(_document(occurred_at=datetime(2026, 11, 20, 10, 0)))
-        session.flush()
+    with pytest.raises(StatementError, match="naive datetime"):
+        _insert(store, _document(occurred_at=datetime(2026, 11, 20, 10, 0)))
 
 
 def test_json_keeps_money_as_strings_and_never_as_float(store: Store) -> None:
@@ -147,10 +153,10 @@ def test_floats_in_raw_json_are_read_back_as_decimal(store: Store) -> None:
 def test_the_journal_keeps_one_row_per_system_kind_and_id(store: Store) -> None:
     with store.transaction() as session:
         session.add(_document())
-    with pytest.raises(IntegrityError), store.transaction() as session:
-        session.add(_document(store="other"))
+    with pytest.raises(IntegrityError):
+        _insert(store, _document(store="other"))
 
 
 def test_states_outside_the_known_ones_are_refused(store: Store) -> None:
-    with pytest.raises(IntegrityError, match="ck_documents_status"), store.transaction() as session:
-        session.add(_document(status="archived"))
+    with pytest.raises(IntegrityError, match="ck_documents_status"):
+        _insert(store, _document(status="archived"))

@@ -1,0 +1,98 @@
+"""The schema is what the migrations make, and the migrations make exactly what the models describe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from connector.store import Store, current_revision, make_engine, upgrade
+from connector.store.engine import MIGRATIONS_DIR, alembic_config
+from connector.store.tables import Base
+
+EXPECTED_TABLES = {
+    "audit_log",
+    "cross_refs",
+    "discrepancies",
+    "documents",
+    "failed_items",
+    "fixes",
+    "leases",
+    "outbox",
+    "postings",
+    "runs",
+    "sync_cursors",
+    "users",
+}
+
+
+def test_the_migrated_schema_equals_the_models(store: Store) -> None:
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_every_table_of_the_design_exists(store: Store) -> None:
+    tables = set(inspect(store.engine).get_table_names())
+    assert tables == EXPECTED_TABLES | {"alembic_version"}
+    assert set(Base.metadata.tables) == EXPECTED_TABLES
+
+
+def test_the_indexes_the_queries_need_exist(store: Store) -> None:
+    inspector = inspect(store.engine)
+    indexed = {
+        (table, tuple(index["column_names"]))
+        for table in EXPECTED_TABLES
+        for index in inspector.get_indexes(table)
+    }
+    assert ("documents", ("store", "business_date")) in indexed
+    assert ("postings", ("account", "occurred_at")) in indexed
+    assert ("failed_items", ("state", "system")) in indexed
+
+
+def test_downgrade_to_nothing_and_back(store: Store) -> None:
+    with store.engine.connect() as connection:
+        command.downgrade(alembic_config(connection), "base")
+        connection.commit()
+    assert set(inspect(store.engine).get_table_names()) == {"alembic_version"}
+    assert current_revision(store.engine) is None
+    assert upgrade(store.engine) == "0001"
+    assert "postings" in inspect(store.engine).get_table_names()
+
+
+def test_migrations_run_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    engine = make_engine(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    try:
+        assert upgrade(engine) == "0001"
+    finally:
+        engine.dispose()
+    assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
+    assert (MIGRATIONS_DIR / "script.py.mako").is_file()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_everything_lands_in_the_isolated_schema(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+            rows = connection.execute(
+                text(
+                    "SELECT table_schema FROM information_schema.tables WHERE table_name = 'alembic_version'"
+                )
+            ).scalars()
+            assert schema.startswith("lc_")
+            assert schema in set(rows)
+            owned = connection.execute(
+                text("SELECT count(*) FROM information_schema.tables WHERE table_schema = :schema"),
+                {"schema": schema},
+            ).scalar_one()
+            assert owned == len(EXPECTED_TABLES) + 1
+    finally:
+        engine.dispose()
