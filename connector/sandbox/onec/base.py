@@ -6,6 +6,8 @@ new ``DataVersion``; unknown fields are dropped silently; a tabular section give
 section; ``Posted`` cannot be written directly; posting replaces the document's register movements and unposting
 removes them. Posting logic is in :mod:`connector.sandbox.onec.posting`.
 
+Rows are stored packed (:mod:`connector.sandbox.onec.layout`); every read hands out fresh dicts.
+
 Example:
     >>> base = OneCInfobase("ut")
     >>> ref = base.create("Catalog_Партнеры", {"Description": "Иванов"})
@@ -16,16 +18,20 @@ Example:
 from __future__ import annotations
 
 import base64
+import operator
 import struct
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache, partial
 from typing import Any
 
 from connector.sandbox.onec import posting
+from connector.sandbox.onec.layout import Layout, Packed
 from connector.sandbox.onec.schema import (
     REGISTER,
     REGISTER_RECORDS,
@@ -35,23 +41,29 @@ from connector.sandbox.onec.schema import (
     register_dimensions,
     register_props,
 )
-from connector.sandbox.onec.wire import EMPTY_GUID, Int64, OneCServiceError, coerce, default_value, dump_json
+from connector.sandbox.onec.wire import (
+    EMPTY_GUID,
+    Int64,
+    OneCServiceError,
+    coerce,
+    coercers,
+)
 
 __all__ = ["OneCInfobase", "Source"]
 
 _NUMBER_PREFIX = "00ЦБ-"
 _UNWRITABLE = frozenset({"Ref_Key", "DataVersion", "Posted"})
+_JSON_CACHE_SIZE = 20_000
 
 
 @dataclass(frozen=True)
 class Source:
-    """What a query reads: the rows (never mutate them), scalar types, and a cached full-JSON writer per row."""
+    """What a query reads: packed rows (never mutate them), their layout, and a JSON writer per row."""
 
     name: str
-    rows: list[dict[str, Any]]
-    types: dict[str, str]
-    sections: dict[str, dict[str, str]]
-    to_json: Callable[[dict[str, Any]], str]
+    rows: list[Packed]
+    layout: Layout
+    to_json: Callable[[Packed], str]
     version: int
 
 
@@ -65,9 +77,21 @@ class OneCInfobase:
     def __init__(self, flavour: Flavour = "ut") -> None:
         self.flavour: Flavour = flavour
         self.schema: dict[str, EntitySchema] = infobase_schema(flavour)
-        self._objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.schema}
-        self._json: dict[str, str] = {}
-        self._movements: dict[str, list[dict[str, Any]]] = {}
+        self.layouts = {
+            name: Layout(entity.types, {s: entity.section_types(s) for s in entity.sections})
+            for name, entity in self.schema.items()
+        }
+        self.register_layout = Layout(dict(register_props(flavour)))
+        self._record_set_layout = Layout(
+            {"Recorder": "String", "Recorder_Type": "String"}, {"RecordSet": self.register_layout.types}
+        )
+        self._objects: dict[str, dict[str, Packed]] = {name: {} for name in self.schema}
+        self._coercers = {
+            name: coercers({k: t for k, t in entity.types.items() if k not in _UNWRITABLE})
+            for name, entity in self.schema.items()
+        }
+        self._json: OrderedDict[str, str] = OrderedDict()
+        self._movements: dict[str, list[Packed]] = {}
         self._counters: dict[str, int] = {}
         self._version = 0
         self._lock = threading.RLock()
@@ -82,90 +106,97 @@ class OneCInfobase:
         return found
 
     def get(self, entity_set: str, ref_key: str) -> dict[str, Any]:
-        """The stored row of one object (do not mutate); code 9 / HTTP 404 when there is none."""
-        self.entity_schema(entity_set)
-        row = self._objects[entity_set].get(_norm_guid(ref_key))
-        if row is None:
+        """One object as a fresh dict; code 9 / HTTP 404 when there is none."""
+        found = self.lookup(entity_set, ref_key)
+        if found is None:
             raise OneCServiceError("Экземпляр сущности не найден", code="9", status=404, document=ref_key)
-        return row
+        return found
 
     def lookup(self, entity_set: str, ref_key: str) -> dict[str, Any] | None:
-        """The stored row of one object (do not mutate), or None."""
-        return self._objects[self.entity_schema(entity_set).name].get(_norm_guid(ref_key))
+        """One object as a fresh dict, or None."""
+        packed = self._objects[self.entity_schema(entity_set).name].get(_norm_guid(ref_key))
+        return None if packed is None else self.layouts[entity_set].unpack(packed)
 
     def rows(self, entity_set: str) -> list[dict[str, Any]]:
-        """Copies of every row of a set (objects, ``…_RecordType`` movements or ``…_<section>`` rows), typed."""
-        return [_copy_row(row) for row in self.source(entity_set).rows]
+        """Every row of a set (objects, ``…_RecordType`` movements or ``…_<section>`` rows) as typed dicts."""
+        source = self.source(entity_set)
+        return [source.layout.unpack(row) for row in source.rows]
 
     def row_json(self, entity_set: str, ref_key: str) -> str:
-        """The full 1C JSON of one object, cached until its next write."""
-        return self._object_json(self.get(entity_set, ref_key))
+        """The full 1C JSON of one object."""
+        self.get(entity_set, ref_key)
+        return self._object_json(entity_set, self._objects[entity_set][_norm_guid(ref_key)])
 
     def find(self, entity_set: str, **equals: Any) -> list[dict[str, Any]]:
-        """Rows of an object set whose fields equal the given typed values (a linear scan)."""
-        items = equals.items()
-        return [
-            row for row in self._objects[self.entity_schema(entity_set).name].values() if _matches(row, items)
-        ]
+        """Objects whose scalar fields equal the given typed values (a linear scan over packed rows)."""
+        layout = self.layouts[self.entity_schema(entity_set).name]
+        tests = [(layout.getter(name), value) for name, value in equals.items()]
+        with self._lock:
+            rows = list(self._objects[entity_set].values())
+        return [layout.unpack(row) for row in rows if all(get(row) == value for get, value in tests)]
 
     def source(self, entity_set: str) -> Source:
-        """The rows and types a query over ``entity_set`` reads."""
+        """The rows and layout a query over ``entity_set`` reads."""
         with self._lock:
             if entity_set in self.schema:
-                entity = self.schema[entity_set]
-                return Source(
-                    entity_set,
-                    list(self._objects[entity_set].values()),
-                    entity.types,
-                    {section: entity.section_types(section) for section in entity.sections},
-                    self._object_json,
-                    self._version,
-                )
+                rows = list(self._objects[entity_set].values())
+                writer = partial(self._object_json, entity_set)
+                return Source(entity_set, rows, self.layouts[entity_set], writer, self._version)
             if entity_set == REGISTER_RECORDS:
-                records = self.movements()
-                return Source(
-                    entity_set, records, dict(register_props(self.flavour)), {}, dump_json, self._version
-                )
+                layout = self.register_layout
+                return Source(entity_set, self._records(), layout, layout.to_json, self._version)
             if entity_set == REGISTER:
-                return self._record_sets()
+                sets = [
+                    (records[0][0], records[0][1], tuple(records)) for records in self._movements.values()
+                ]
+                layout = self._record_set_layout
+                return Source(entity_set, sets, layout, layout.to_json, self._version)
             return self._section_source(entity_set)
 
     def movements(self) -> list[dict[str, Any]]:
-        """Every register record, recorder by recorder in the order they were first posted."""
-        with self._lock:
-            return [record for records in self._movements.values() for record in records]
+        """Every register record as a dict, recorder by recorder in the order they were first posted."""
+        return [self.register_layout.unpack(record) for record in self._records()]
 
     def balance(
         self,
         period: datetime | None = None,
-        condition: Callable[[dict[str, Any]], Any] | None = None,
+        condition: Callable[[Packed], Any] | None = None,
         dimensions: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
         """The ``Balance`` virtual table: ``НачисленоBalance``/``КСписаниюBalance`` per dimension combination.
 
         Like 1C's ``Остатки(&Дата)``, a moment excludes movements dated exactly at it; without a period every
-        movement counts. Groups whose balances are both zero are left out, as the platform does.
+        movement counts. Groups whose balances are both zero are left out, as the platform does. ``condition``
+        tests packed records (see :attr:`register_layout`).
         """
         dims = tuple(dimensions) if dimensions else register_dimensions(self.flavour)
-        totals: dict[tuple[Any, ...], list[Decimal]] = {}
-        for record in self.movements():
-            if not record["Active"] or (period is not None and record["Period"] >= period):
+        get = {name: self.register_layout.getter(name) for name in ("Active", "Period", "RecordType")}
+        key_of = operator.itemgetter(*(self.register_layout.index[dim] for dim in dims))
+        accrued, to_write_off = (
+            self.register_layout.getter("Начислено"),
+            self.register_layout.getter("КСписанию"),
+        )
+        totals: dict[Any, list[Decimal]] = {}
+        for record in self._records():
+            if not get["Active"](record) or (period is not None and get["Period"](record) >= period):
                 continue
             if condition is not None and not condition(record):
                 continue
-            sign = 1 if record["RecordType"] == "Receipt" else -1
-            sums = totals.setdefault(tuple(record[dim] for dim in dims), [Decimal(0), Decimal(0)])
-            sums[0] += sign * record["Начислено"]
-            sums[1] += sign * record["КСписанию"]
+            sign = 1 if get["RecordType"](record) == "Receipt" else -1
+            sums = totals.setdefault(key_of(record), [Decimal(0), Decimal(0)])
+            sums[0] += sign * accrued(record)
+            sums[1] += sign * to_write_off(record)
         return [
-            {**dict(zip(dims, key, strict=True)), "НачисленоBalance": sums[0], "КСписаниюBalance": sums[1]}
+            {**_dims(dims, key), "НачисленоBalance": sums[0], "КСписаниюBalance": sums[1]}
             for key, sums in totals.items()
             if sums[0] or sums[1]
         ]
 
     # ---- writing ---------------------------------------------------------------------------------------------
 
-    def create(self, entity_set: str, fields: dict[str, Any], *, strict_lines: bool = False) -> str:
+    def create(
+        self, entity_set: str, fields: dict[str, Any], *, strict_lines: bool = False, posted: bool = False
+    ) -> str:
         """Create an object from wire-form or typed values; documents are created unposted.
 
         Args:
@@ -174,22 +205,26 @@ class OneCInfobase:
                 names are dropped, ``Posted`` and ``DataVersion`` are ignored.
             strict_lines: demand ``LineNumber`` 1..n in every tabular row, as the OData interface does; the
                 Python seeding path numbers rows itself when they have none.
+            posted: seed a document as already posted *without* register movements (a base whose movements
+                live elsewhere); OData creates are always unposted — use :meth:`post` to post with movements.
 
         Returns:
             The new ``Ref_Key``.
         """
         entity = self.entity_schema(entity_set)
+        layout = self.layouts[entity_set]
         with self._lock:
             ref = str(coerce("Ref_Key", "Guid", fields.get("Ref_Key") or str(uuid.uuid4())))
             if ref == EMPTY_GUID or ref in self._objects[entity_set]:
                 raise OneCServiceError(
                     f"Объект с ключом {ref} уже существует", code="-1", status=500, document=ref
                 )
-            row = {name: default_value(edm_type) for name, edm_type in entity.props}
+            row = dict(layout.defaults)
             row.update({section: [] for section in entity.sections})
             row["Ref_Key"] = ref
             self._apply(entity, row, fields, strict_lines)
             self._number(entity, row)
+            row["Posted"] = posted and entity.kind == "document"
             self._store(entity_set, row)
             return ref
 
@@ -205,10 +240,10 @@ class OneCInfobase:
         """Change an object (PATCH/MERGE; ``replace=True`` for PUT, which resets what is not given)."""
         entity = self.entity_schema(entity_set)
         with self._lock:
-            current = self.get(entity_set, ref_key)
-            row = _copy_row(current)
+            row = self.get(entity_set, ref_key)
             if replace:
-                row.update({name: default_value(t) for name, t in entity.props if name not in _UNWRITABLE})
+                defaults = self.layouts[entity_set].defaults
+                row.update({name: value for name, value in defaults.items() if name not in _UNWRITABLE})
                 row.update({section: [] for section in entity.sections})
             self._apply(entity, row, fields, strict_lines)
             self._store(entity_set, row)
@@ -217,22 +252,17 @@ class OneCInfobase:
     def delete(self, entity_set: str, ref_key: str) -> None:
         """Delete an object physically, with its movements (``DELETE``; 1C users prefer ``DeletionMark``)."""
         with self._lock:
-            row = self.get(entity_set, ref_key)
-            del self._objects[entity_set][row["Ref_Key"]]
-            self._json.pop(row["Ref_Key"], None)
-            self._movements.pop(row["Ref_Key"], None)
+            ref = self.get(entity_set, ref_key)["Ref_Key"]
+            del self._objects[entity_set][ref]
+            self._version += 1
+            self._json.pop(ref, None)
+            self._movements.pop(ref, None)
 
-    def post(self, entity_set: str, ref_key: str, *, write_movements: bool = True) -> None:
-        """Post a document: ``Posted`` becomes true and its register movements are (re)written.
-
-        ``write_movements=False`` marks it posted without touching the register — for seeding documents whose
-        movements a real base would have moved elsewhere (the sandbox register mirrors the CRM ledger only).
-        """
-        entity = self.entity_schema(entity_set)
-        if entity.kind != "document":
-            raise OneCServiceError("Метод не найден: Post", code="6", status=400)
+    def post(self, entity_set: str, ref_key: str) -> None:
+        """Post a document: ``Posted`` becomes true and its register movements are (re)written."""
+        self._document(entity_set, "Post")
         with self._lock:
-            row = _copy_row(self.get(entity_set, ref_key))
+            row = self.get(entity_set, ref_key)
             if row["DeletionMark"]:
                 raise OneCServiceError(
                     "Помеченный на удаление документ не может быть проведен",
@@ -240,7 +270,9 @@ class OneCInfobase:
                     status=500,
                     document=ref_key,
                 )
-            records = posting.movements(self, entity_set, row) if write_movements else []
+            records = [
+                self.register_layout.pack(record) for record in posting.movements(self, entity_set, row)
+            ]
             row["Posted"] = True
             self._store(entity_set, row)
             self._movements.pop(row["Ref_Key"], None)
@@ -249,24 +281,28 @@ class OneCInfobase:
 
     def unpost(self, entity_set: str, ref_key: str) -> None:
         """Unpost a document: ``Posted`` false and its movements removed; the document stays."""
-        entity = self.entity_schema(entity_set)
-        if entity.kind != "document":
-            raise OneCServiceError("Метод не найден: Unpost", code="6", status=400)
+        self._document(entity_set, "Unpost")
         with self._lock:
-            row = _copy_row(self.get(entity_set, ref_key))
+            row = self.get(entity_set, ref_key)
             row["Posted"] = False
             self._store(entity_set, row)
             self._movements.pop(row["Ref_Key"], None)
 
     # ---- helpers ---------------------------------------------------------------------------------------------
 
+    def _document(self, entity_set: str, action: str) -> None:
+        if self.entity_schema(entity_set).kind != "document":
+            raise OneCServiceError(f"Метод не найден: {action}", code="6", status=400)
+
     def _apply(self, entity: EntitySchema, row: dict[str, Any], fields: dict[str, Any], strict: bool) -> None:
-        types = entity.types
+        layout = self.layouts[entity.name]
+        convert, defaults = self._coercers[entity.name], layout.defaults
         for name, value in fields.items():
-            if name in entity.sections:
-                row[name] = _section_rows(entity, name, value, row["Ref_Key"], strict)
-            elif name in types and name not in _UNWRITABLE:
-                row[name] = coerce(name, types[name], value)
+            converter = convert.get(name)
+            if converter is not None:
+                row[name] = defaults[name] if value is None else converter(name, value)
+            elif name in entity.sections:
+                row[name] = _Lines(layout.sections[name], strict).build(name, value, row["Ref_Key"])
 
     def _number(self, entity: EntitySchema, row: dict[str, Any]) -> None:
         field = "Number" if entity.kind == "document" else "Code"
@@ -279,74 +315,79 @@ class OneCInfobase:
     def _store(self, entity_set: str, row: dict[str, Any]) -> None:
         self._version += 1
         row["DataVersion"] = base64.b64encode(struct.pack(">II", self._version, 0)).decode("ascii")
-        self._objects[entity_set][row["Ref_Key"]] = row
+        self._objects[entity_set][row["Ref_Key"]] = self.layouts[entity_set].pack(row)
         self._json.pop(row["Ref_Key"], None)
 
-    def _object_json(self, row: dict[str, Any]) -> str:
-        text = self._json.get(row["Ref_Key"])
+    def _object_json(self, entity_set: str, packed: Packed) -> str:
+        # bounded: a full scan of a large base must not keep every document's text in memory
+        ref = packed[0]
+        text = self._json.get(ref)
         if text is None:
-            text = self._json[row["Ref_Key"]] = dump_json(row)
+            text = self._json[ref] = self.layouts[entity_set].to_json(packed)
+            if len(self._json) > _JSON_CACHE_SIZE:
+                self._json.popitem(last=False)
         return text
 
-    def _record_sets(self) -> Source:
-        sets = [
-            {
-                "Recorder": records[0]["Recorder"],
-                "Recorder_Type": records[0]["Recorder_Type"],
-                "RecordSet": records,
-            }
-            for records in self._movements.values()
-        ]
-        types = {"Recorder": "String", "Recorder_Type": "String"}
-        sections = {"RecordSet": dict(register_props(self.flavour))}
-        return Source(REGISTER, sets, types, sections, dump_json, self._version)
+    def _records(self) -> list[Packed]:
+        with self._lock:
+            return [record for records in self._movements.values() for record in records]
 
     def _section_source(self, entity_set: str) -> Source:
-        for entity in self.schema.values():
+        for name, entity in self.schema.items():
             for section in entity.sections:
-                if entity_set == f"{entity.name}_{section}":
-                    rows = [line for row in self._objects[entity.name].values() for line in row[section]]
-                    types = entity.section_types(section)
-                    return Source(entity_set, rows, types, {}, dump_json, self._version)
+                if entity_set == f"{name}_{section}":
+                    layout = self.layouts[name]
+                    position = layout.section_index[section]
+                    rows = [line for row in self._objects[name].values() for line in row[position]]
+                    line_layout = layout.sections[section]
+                    return Source(entity_set, rows, line_layout, line_layout.to_json, self._version)
         raise OneCServiceError(f"Сегмент пути '{entity_set}' не найден", code="6", status=400)
 
 
-def _section_rows(
-    entity: EntitySchema, section: str, value: Any, owner: str, strict: bool
-) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise OneCServiceError(
-            f"Ошибка разбора значения свойства '{section}': ожидается массив строк", code="1", status=400
-        )
-    types = entity.section_types(section)
-    rows = []
-    for index, item in enumerate(value, start=1):
-        if strict and "LineNumber" not in item:
-            raise OneCServiceError("Внутренняя ошибка OData сервиса", code="-1", status=500, field=section)
-        line = coerce("LineNumber", "Int64", item.get("LineNumber", index))
-        if line != index:
+class _Lines:
+    """How the rows of one tabular section are read from a body."""
+
+    def __init__(self, layout: Layout, strict: bool) -> None:
+        self.defaults = layout.defaults
+        self.convert = _line_coercers(layout)
+        self.strict = strict
+
+    def build(self, section: str, value: Any, owner: str) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
             raise OneCServiceError(
-                f"Неверный номер строки {line} табличной части '{section}': ожидается {index}",
+                f"Ошибка разбора значения свойства '{section}': ожидается массив строк", code="1", status=400
+            )
+        return [self._line(section, index, item, owner) for index, item in enumerate(value, start=1)]
+
+    def _line(self, section: str, index: int, item: dict[str, Any], owner: str) -> dict[str, Any]:
+        if self.strict and "LineNumber" not in item:
+            raise OneCServiceError("Внутренняя ошибка OData сервиса", code="-1", status=500, field=section)
+        number = item.get("LineNumber")
+        if number is not None and coerce("LineNumber", "Int64", number) != index:
+            raise OneCServiceError(
+                f"Неверный номер строки {number} табличной части '{section}': ожидается {index}",
                 code="1",
                 status=400,
                 field=section,
             )
-        row = {name: default_value(edm_type) for name, edm_type in types.items()}
-        row.update({name: coerce(name, types[name], v) for name, v in item.items() if name in types})
+        row = dict(self.defaults)
+        convert, defaults = self.convert, self.defaults
+        for name, value in item.items():
+            converter = convert.get(name)
+            if converter is not None:
+                row[name] = defaults[name] if value is None else converter(name, value)
         row["Ref_Key"], row["LineNumber"] = owner, Int64(index)
-        rows.append(row)
-    return rows
+        return row
 
 
-def _copy_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: [dict(line) for line in value] if isinstance(value, list) else value
-        for key, value in row.items()
-    }
+@lru_cache(maxsize=64)
+def _line_coercers(layout: Layout) -> dict[str, Callable[[str, Any], Any]]:
+    return coercers(layout.types)
 
 
-def _matches(row: dict[str, Any], items: Iterable[tuple[str, Any]]) -> bool:
-    return all(row.get(name) == value for name, value in items)
+def _dims(dims: tuple[str, ...], key: Any) -> dict[str, Any]:
+    # itemgetter of one position returns the value itself, of several a tuple
+    return dict(zip(dims, key if len(dims) > 1 else (key,), strict=True))
 
 
 def _norm_guid(text: str) -> str:

@@ -26,13 +26,14 @@ from connector.sandbox.onec import atom
 from connector.sandbox.onec.base import OneCInfobase
 from connector.sandbox.onec.metadata import metadata_xml
 from connector.sandbox.onec.odata_query import (
+    Fields,
     ResultCache,
-    compile_filter,
+    compile_fields_filter,
     parse_query,
     query_error,
     run_query,
 )
-from connector.sandbox.onec.schema import REGISTER, register_dimensions, register_props
+from connector.sandbox.onec.schema import REGISTER, register_dimensions
 from connector.sandbox.onec.wire import OneCServiceError, dump_json, parse_datetime
 
 __all__ = ["BasicAuth", "odata_routes", "service_root"]
@@ -109,6 +110,10 @@ def _error(exc: OneCServiceError, fmt: Format) -> Response:
         )
     body = {"odata.error": {"code": exc.code, "message": {"lang": "ru", "value": exc.message}}}
     return _json(json.dumps(body, ensure_ascii=False), exc.status)
+
+
+def _pick(row: dict[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
+    return {name: row[name] for name in select}
 
 
 def _ref_key(key: str) -> str:
@@ -207,28 +212,31 @@ class _ODataService:
 
     def _collection(self, request: Request, fmt: Format, name: str) -> Response:
         source = self.base.source(name)
-        query = parse_query(request.query_params, source.types, source.sections)
+        query = parse_query(request.query_params, Fields.of_layout(source.layout))
         page, total = run_query(query, source.name, source.version, source.rows, self.cache)
         count = total if query.inlinecount else None
         if fmt == "atom":
-            return atom.feed_response(service_root(request), name, page, query.select, count)
+            rows = [source.layout.unpack(row) for row in page]
+            return atom.feed_response(service_root(request), name, rows, query.select, count)
         select = query.select
-        items = [
-            source.to_json(row) if select is None else dump_json({k: row[k] for k in select}) for row in page
-        ]
+        if select is None:
+            items = [source.to_json(row) for row in page]
+        else:
+            items = [dump_json(_pick(source.layout.unpack(row), select)) for row in page]
         return _json(self._envelope(request, fmt, name, items, count))
 
     def _count(self, request: Request, name: str) -> Response:
         source = self.base.source(name)
         query = parse_query(
-            {"$filter": request.query_params.get("$filter", "")}, source.types, source.sections
+            {"$filter": request.query_params.get("$filter", "")}, Fields.of_layout(source.layout)
         )
         _, total = run_query(query, source.name, source.version, source.rows, self.cache)
         return Response(str(total), media_type="text/plain;charset=utf-8")
 
     def _single(self, request: Request, fmt: Format, name: str, ref: str, status: int = 200) -> Response:
         root = service_root(request)
-        select = parse_query(request.query_params, self.base.entity_schema(name).types, {}).select
+        self.base.entity_schema(name)
+        select = parse_query(request.query_params, Fields.of_layout(self.base.layouts[name])).select
         row = self.base.get(name, ref)
         headers = {}
         if status == 201:
@@ -237,7 +245,7 @@ class _ODataService:
             headers["Location"] = location.encode("utf-8").decode("latin-1")
         if fmt == "atom":
             return atom.entry_response(root, name, row, select, status, headers)
-        body = self.base.row_json(name, ref) if select is None else dump_json({k: row[k] for k in select})
+        body = self.base.row_json(name, ref) if select is None else dump_json(_pick(row, select))
         if fmt != "nometadata":
             meta = json.dumps(f"{root}/$metadata#{name}/@Element", ensure_ascii=False)
             body = f'{{"odata.metadata":{meta},{body[1:]}' if body != "{}" else f'{{"odata.metadata":{meta}}}'
@@ -298,8 +306,10 @@ class _ODataService:
             if not (literal.startswith("datetime'") and literal.endswith("'")):
                 raise query_error(f"Ошибка разбора параметра Period: {literal}")
             period = parse_datetime(literal[9:-1])
-        types = dict(register_props(self.base.flavour))
-        condition = compile_filter(_unquote(args["Condition"]), types) if "Condition" in args else None
+        fields = Fields.of_layout(self.base.register_layout)
+        condition = (
+            compile_fields_filter(_unquote(args["Condition"]), fields) if "Condition" in args else None
+        )
         dims = self._dimensions(args)
         rows = self.base.balance(period, condition, dims)
         items = [dump_json(row) for row in rows]

@@ -28,11 +28,22 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from connector.sandbox.onec.layout import Layout
 from connector.sandbox.onec.wire import OneCServiceError, parse_datetime
 
-__all__ = ["Evaluator", "Query", "ResultCache", "compile_filter", "parse_query", "query_error", "run_query"]
+__all__ = [
+    "Evaluator",
+    "Fields",
+    "Query",
+    "ResultCache",
+    "compile_fields_filter",
+    "compile_filter",
+    "parse_query",
+    "query_error",
+    "run_query",
+]
 
-Evaluator = Callable[[dict[str, Any]], Any]
+Evaluator = Callable[[Any], Any]
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -81,21 +92,44 @@ class _Node:
     constant: Any = None
     field: str | None = None
     is_const: bool = False
+    key: Any = None
 
 
 def _const(value: Any, kind: str | None) -> _Node:
     return _Node(lambda _row: value, kind, value, is_const=True)
 
 
+@dataclass(frozen=True)
+class Fields:
+    """What a query may name in rows of one type and where each value sits (a dict key or a tuple position)."""
+
+    types: Mapping[str, str]
+    keys: Mapping[str, Any]
+    sections: Mapping[str, tuple[Any, Fields]]
+
+    @classmethod
+    def of_dicts(
+        cls, types: Mapping[str, str], sections: Mapping[str, Mapping[str, str]] | None = None
+    ) -> Fields:
+        """Fields of rows held as dicts keyed by property name."""
+        lines = {name: (name, cls.of_dicts(line)) for name, line in (sections or {}).items()}
+        return cls(types, {name: name for name in types}, lines)
+
+    @classmethod
+    def of_layout(cls, layout: Layout) -> Fields:
+        """Fields of packed rows (:class:`~connector.sandbox.onec.layout.Layout`)."""
+        lines = {
+            name: (layout.section_index[name], cls.of_layout(line)) for name, line in layout.sections.items()
+        }
+        return cls(layout.types, layout.index, lines)
+
+
 class _Parser:
-    def __init__(
-        self, text: str, types: Mapping[str, str], sections: Mapping[str, Mapping[str, str]]
-    ) -> None:
+    def __init__(self, text: str, fields: Fields) -> None:
         self.text = text
         self.tokens = self._tokenize(text)
         self.pos = 0
-        self.scopes: list[tuple[str, Mapping[str, str]]] = [("", types)]
-        self.sections = sections
+        self.scopes: list[tuple[str, Fields]] = [("", fields)]
 
     def _tokenize(self, text: str) -> list[tuple[str, str]]:
         tokens, index = [], 0
@@ -202,32 +236,32 @@ class _Parser:
         return self._path(name)
 
     def _path(self, name: str) -> _Node:
-        scope_var, types = self.scopes[-1]
+        scope_var, fields = self.scopes[-1]
         if scope_var and name == scope_var:
             self._expect("/")
             name = self._next()[1]
-        elif self._peek() is not None and self._peek()[1] == "/" and name in self.sections:  # type: ignore[index]
+        elif self._peek() is not None and self._peek()[1] == "/" and name in fields.sections:  # type: ignore[index]
             self.pos += 1
-            return self._lambda(name)
-        edm_type = types.get(name)
+            return self._lambda(name, *fields.sections[name])
+        edm_type = fields.types.get(name)
         if edm_type is None:
             raise query_error(f"Ошибка разбора выражения отбора: неизвестное поле '{name}'", field=name)
-        getter = operator.itemgetter(name)
-        return _Node(getter, edm_type, field=name)
+        key = fields.keys[name]
+        return _Node(operator.itemgetter(key), edm_type, field=name, key=key)
 
-    def _lambda(self, section: str) -> _Node:
+    def _lambda(self, section: str, key: Any, lines: Fields) -> _Node:
         word = self._keyword("any", "all")
         if word is None:
             raise query_error(f"Ошибка разбора выражения отбора: после '{section}/' ожидается any или all")
         self._expect("(")
         variable = self._next()[1]
         self._expect(":")
-        self.scopes.append((variable, self.sections[section]))
+        self.scopes.append((variable, lines))
         body = self._or().evaluate
         self.scopes.pop()
         self._expect(")")
         quantifier = any if word == "any" else all
-        return _Node(lambda row: quantifier(bool(body(line)) for line in row[section]))
+        return _Node(lambda row: quantifier(bool(body(line)) for line in row[key]))
 
     def _function(self, name: str) -> _Node:
         function = _FUNCTIONS.get(name.lower())
@@ -287,9 +321,16 @@ def _check_types(left: _Node, right: _Node) -> None:
 def _compare(test: Callable[[Any, Any], bool], left: _Node, right: _Node) -> _Node:
     _check_types(left, right)
     if left.field is not None and right.is_const:
-        name, constant = left.field, right.constant
+        key, constant = left.key, right.constant
+
         # the common shape "Field op literal" gets a closure without a second call: it is the hot path
-        return _Node(lambda row: _safe(test, row[name], constant))
+        def field_vs_literal(row: Any) -> bool:
+            try:
+                return test(row[key], constant)
+            except TypeError:
+                return False
+
+        return _Node(field_vs_literal)
     a, b = left.evaluate, right.evaluate
     return _Node(lambda row: _safe(test, a(row), b(row)))
 
@@ -347,7 +388,12 @@ def compile_filter(
     Raises:
         OneCServiceError: code 14 (HTTP 400) on any syntax error, unknown field or type mismatch.
     """
-    return _Parser(text, types, sections or {}).parse()
+    return _Parser(text, Fields.of_dicts(types, sections)).parse()
+
+
+def compile_fields_filter(text: str, fields: Fields) -> Evaluator:
+    """:func:`compile_filter` over rows described by ``fields`` (e.g. packed rows of a layout)."""
+    return _Parser(text, fields).parse()
 
 
 @dataclass(frozen=True)
@@ -356,20 +402,24 @@ class Query:
 
     filter_text: str = ""
     predicate: Evaluator | None = None
-    order: tuple[tuple[str, bool], ...] = ()  # (field, descending)
+    order: tuple[tuple[Any, bool], ...] = ()  # (row key or position, descending)
     select: tuple[str, ...] | None = None
     top: int | None = None
     skip: int = 0
     inlinecount: bool = False
 
 
-def _order(text: str, types: Mapping[str, str]) -> tuple[tuple[str, bool], ...]:
+def _order(text: str, fields: Fields) -> tuple[tuple[Any, bool], ...]:
     keys = []
     for part in filter(None, (item.strip() for item in text.split(","))):
         words = part.split()
-        if len(words) > 2 or words[0] not in types or (len(words) == 2 and words[1] not in ("asc", "desc")):
+        if (
+            len(words) > 2
+            or words[0] not in fields.types
+            or (len(words) == 2 and words[1] not in ("asc", "desc"))
+        ):
             raise query_error(f"Ошибка разбора выражения упорядочивания: '{part}'", field=words[0])
-        keys.append((words[0], len(words) == 2 and words[1] == "desc"))
+        keys.append((fields.keys[words[0]], len(words) == 2 and words[1] == "desc"))
     return tuple(keys)
 
 
@@ -396,9 +446,7 @@ def _count(params: Mapping[str, str], name: str) -> int | None:
     return int(text)
 
 
-def parse_query(
-    params: Mapping[str, str], types: Mapping[str, str], sections: Mapping[str, Mapping[str, str]]
-) -> Query:
+def parse_query(params: Mapping[str, str], fields: Fields) -> Query:
     """Read ``$filter``, ``$orderby``, ``$select``, ``$top``, ``$skip`` and ``$inlinecount`` of a request."""
     filter_text = params.get("$filter", "").strip()
     inlinecount = params.get("$inlinecount", "none")
@@ -406,9 +454,9 @@ def parse_query(
         raise query_error(f"Неверное значение параметра $inlinecount: '{inlinecount}'")
     return Query(
         filter_text=filter_text,
-        predicate=compile_filter(filter_text, types, sections) if filter_text else None,
-        order=_order(params.get("$orderby", ""), types),
-        select=_select(params.get("$select", ""), set(types) | set(sections)),
+        predicate=compile_fields_filter(filter_text, fields) if filter_text else None,
+        order=_order(params.get("$orderby", ""), fields),
+        select=_select(params.get("$select", ""), set(fields.types) | set(fields.sections)),
         top=_count(params, "$top"),
         skip=_count(params, "$skip") or 0,
         inlinecount=inlinecount == "allpages",
@@ -424,10 +472,10 @@ class ResultCache:
 
     def __init__(self, size: int = 16) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], list[Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...], compute: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    def get(self, key: tuple[Any, ...], compute: Callable[[], list[Any]]) -> list[Any]:
         """The cached list for ``key``, computing and remembering it on a miss."""
         with self._lock:
             found = self._items.get(key)
@@ -442,18 +490,18 @@ class ResultCache:
         return rows
 
 
-def _filtered_sorted(query: Query, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _filtered_sorted(query: Query, rows: list[Any]) -> list[Any]:
     predicate = query.predicate
     result = [row for row in rows if predicate(row)] if predicate is not None else list(rows)
     # stable sorts applied from the last key to the first give the multi-key order, each in its own direction
-    for name, descending in reversed(query.order):
-        result.sort(key=operator.itemgetter(name), reverse=descending)
+    for key, descending in reversed(query.order):
+        result.sort(key=operator.itemgetter(key), reverse=descending)
     return result
 
 
 def run_query(
-    query: Query, name: str, version: int, rows: list[dict[str, Any]], cache: ResultCache | None = None
-) -> tuple[list[dict[str, Any]], int]:
+    query: Query, name: str, version: int, rows: list[Any], cache: ResultCache | None = None
+) -> tuple[list[Any], int]:
     """Apply filter, order and paging; returns the page and the count before paging (for ``$inlinecount``)."""
     if query.predicate is None and not query.order:
         matched = rows

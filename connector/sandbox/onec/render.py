@@ -43,6 +43,7 @@ class _Context:
     products: dict[str, Any] = field(default_factory=dict)
     customers: dict[str, SandboxCustomer] = field(default_factory=dict)
     evotor: dict[str, Any] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
 
     @property
     def ut(self) -> bool:
@@ -50,7 +51,12 @@ class _Context:
 
     def ref(self, what: str) -> str:
         """A stable GUID for an auxiliary object the world does not name (organization, currency, …)."""
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"loyalty-sandbox:{self.world.seed}:{what}"))
+        found = self.refs.get(what)
+        if found is None:
+            found = self.refs[what] = str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"loyalty-sandbox:{self.world.seed}:{what}")
+            )
+        return found
 
 
 def _program(world: World) -> Program:
@@ -319,15 +325,8 @@ def _render_receipt(ctx: _Context, receipt: OneCReceipt) -> None:
         "Date": _local(receipt.occurred_at, store.timezone),
         "Комментарий": receipt.comment,
     }
-    ref = ctx.base.create(entity_set, fields)
-    _finish(ctx, entity_set, ref, posted=receipt.posted, marked=receipt.deletion_mark, movements=False)
-
-
-def _finish(ctx: _Context, entity_set: str, ref: str, *, posted: bool, marked: bool, movements: bool) -> None:
-    if posted:
-        ctx.base.post(entity_set, ref, write_movements=movements)
-    if marked:
-        ctx.base.update(entity_set, ref, {"DeletionMark": True})
+    fields["DeletionMark"] = receipt.deletion_mark
+    ctx.base.create(entity_set, fields, posted=receipt.posted)
 
 
 def _render_bonus_document(ctx: _Context, document: OneCBonusDocument) -> None:
@@ -356,11 +355,5 @@ def _render_bonus_document(ctx: _Context, document: OneCBonusDocument) -> None:
     if delay > 0:
         fields |= {"ПериодОтсрочкиНачалаДействия": "День", "КоличествоПериодовОтсрочкиНачалаДействия": delay}
     ref = ctx.base.create("Document_НачислениеИСписаниеБонусныхБаллов", fields)
-    _finish(
-        ctx,
-        "Document_НачислениеИСписаниеБонусныхБаллов",
-        ref,
-        posted=document.posted,
-        marked=False,
-        movements=True,
-    )
+    if document.posted:
+        ctx.base.post("Document_НачислениеИСписаниеБонусныхБаллов", ref)

@@ -2,7 +2,7 @@
 
 Document/literal, namespace ``http://localhost/rt2discountservice``, bindings ``LoyaltyExchangeSoapBinding`` (SOAP
 1.1) and ``LoyaltyExchangeSoap12Binding`` (SOAP 1.2), results in a ``return`` element, as 1C generates them
-(reference/onec.md §4). ``?wsdl`` serves the WSDL with an internal-looking ``soap:address`` (``http://srv-1c/…``)
+(reference/onec.md §4), except that ``soapAction`` is percent-encoded (see :func:`wsdl_text`). ``?wsdl`` serves the WSDL with an internal-looking ``soap:address`` (``http://srv-1c/…``)
 the way a real publication often does, so a client must set the endpoint itself.
 
 Operations:
@@ -24,6 +24,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from lxml import etree  # type: ignore[import-untyped]
 from starlette.requests import Request
@@ -41,6 +42,7 @@ SERVICE = "LoyaltyExchange"
 _SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 _SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 _BONUS_DOC = "Document_НачислениеИСписаниеБонусныхБаллов"
+_SOAP_ACTION = re.compile(r'soapAction="([^"]*)"')
 
 
 class _FaultError(Exception):
@@ -55,7 +57,11 @@ class _FaultError(Exception):
 def wsdl_text(address: str) -> str:
     """The service WSDL advertising ``address`` as the endpoint of both ports."""
     template = resources.files("connector.sandbox.onec").joinpath("LoyaltyExchange.wsdl").read_text("utf-8")
-    return template.replace("{address}", address)
+    # 1C writes the Cyrillic operation name into soapAction raw; HTTP header values must be latin-1, so a stock
+    # client (requests/http.client) cannot send it. The sandbox percent-encodes it (a valid URI) and dispatches on
+    # the body element, as 1C does; against a real base the client must encode the action itself.
+    encoded = _SOAP_ACTION.sub(lambda m: f'soapAction="{quote(m.group(1), safe=":/#")}"', template)
+    return encoded.replace("{address}", address)
 
 
 def _parse(raw: bytes) -> etree._Element:
@@ -172,7 +178,8 @@ class _Service:
         moment = parse_datetime(moment_text) if moment_text else self.now()
         dimension = "Партнер_Key" if self.base.flavour == "ut" else "ДисконтнаяКарта_Key"
         available = Decimal(0)
-        for row in self.base.balance(moment, lambda record: record[dimension] == holder):
+        get = self.base.register_layout.getter(dimension)
+        for row in self.base.balance(moment, lambda record: get(record) == holder):
             available += max(Decimal(0), row["НачисленоBalance"] - max(Decimal(0), row["КСписаниюBalance"]))
         return str(available)
 

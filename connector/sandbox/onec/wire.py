@@ -10,9 +10,12 @@ zone-less dates, empty date ``0001-01-01T00:00:00``, doubles as JSON numbers str
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from connector.errors import ConnectorError
@@ -22,15 +25,20 @@ __all__ = [
     "EMPTY_GUID",
     "Int64",
     "OneCServiceError",
+    "canonical_decimal",
     "coerce",
+    "coercers",
     "default_value",
     "dump_json",
     "format_datetime",
     "format_decimal",
+    "json_template",
     "parse_datetime",
 ]
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
 EMPTY_DATE = datetime(1, 1, 1)  # 1C's empty date is zone-less by definition
 
 
@@ -57,13 +65,21 @@ class Int64(int):
 
 def format_datetime(value: datetime) -> str:
     """Write a datetime as 1C does: local, no offset, whole seconds."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S") if value.year >= 1000 else "0001-01-01T00:00:00"
+    return value.isoformat(timespec="seconds")
 
 
 def parse_datetime(text: str) -> datetime:
     """Read a 1C/OData datetime (``2026-11-19T14:32:07``, seconds optional); an offset is dropped as 1C does."""
     value = datetime.fromisoformat(text.strip().rstrip("Z"))
     return value.replace(tzinfo=None, microsecond=0)
+
+
+def canonical_decimal(value: Decimal) -> Decimal:
+    """The stored form of a double: no trailing zeros, no exponent, so ``str()`` writes what 1C writes."""
+    if not value:
+        return _ZERO
+    value = value.normalize()
+    return value.quantize(_ONE) if "E" in str(value) else value
 
 
 def format_decimal(value: Decimal) -> str:
@@ -139,7 +155,7 @@ _DEFAULTS: dict[str, Any] = {
     "String": "",
     "DateTime": EMPTY_DATE,
     "Boolean": False,
-    "Double": Decimal(0),
+    "Double": _ZERO,
     "Int16": 0,
     "Int32": 0,
     "Int64": Int64(0),
@@ -155,16 +171,29 @@ def _bad(name: str, value: Any, edm_type: str) -> OneCServiceError:
     )
 
 
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+@lru_cache(maxsize=1 << 18)
+def _canonical_guid(text: str) -> str:
+    # the same few thousand refs (stores, products, partners, the empty GUID) recur in every document
+    return text if _GUID.fullmatch(text) else str(uuid.UUID(text))
+
+
 def _to_guid(name: str, value: Any) -> str:
     try:
-        return str(uuid.UUID(str(value)))
+        return _canonical_guid(str(value))
     except ValueError as exc:
         raise _bad(name, value, "Guid") from exc
 
 
 def _to_datetime(name: str, value: Any) -> datetime:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None, microsecond=0)
+        return (
+            value
+            if value.tzinfo is None and not value.microsecond
+            else value.replace(tzinfo=None, microsecond=0)
+        )
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)  # 1C dates are zone-less
     try:
@@ -178,7 +207,10 @@ def _to_decimal(name: str, value: Any) -> Decimal:
         raise _bad(name, value, "Double")
     try:
         # a float from a careless caller goes through its shortest repr, not its binary expansion
-        return Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+        number = (
+            value if type(value) is Decimal else Decimal(str(value) if isinstance(value, float) else value)
+        )
+        return canonical_decimal(number)
     except (InvalidOperation, TypeError, ValueError) as exc:
         raise _bad(name, value, "Double") from exc
 
@@ -187,10 +219,28 @@ def _to_int(name: str, value: Any, edm_type: str) -> int:
     if isinstance(value, bool):
         raise _bad(name, value, edm_type)
     try:
-        number = int(Decimal(str(value)))
+        number = value if type(value) is int else int(Decimal(str(value)))
     except (InvalidOperation, ValueError) as exc:
         raise _bad(name, value, edm_type) from exc
     return Int64(number) if edm_type == "Int64" else number
+
+
+def _to_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(name, value, "Boolean")
+    return value
+
+
+_COERCE: dict[str, Callable[[str, Any], Any]] = {
+    "Guid": _to_guid,
+    "DateTime": _to_datetime,
+    "Double": _to_decimal,
+    "Int16": lambda name, value: _to_int(name, value, "Int16"),
+    "Int32": lambda name, value: _to_int(name, value, "Int32"),
+    "Int64": lambda name, value: _to_int(name, value, "Int64"),
+    "Boolean": _to_bool,
+    "String": lambda _name, value: value if isinstance(value, str) else str(value),
+}
 
 
 def coerce(name: str, edm_type: str, value: Any) -> Any:
@@ -201,16 +251,54 @@ def coerce(name: str, edm_type: str, value: Any) -> Any:
     """
     if value is None:
         return default_value(edm_type)
-    if edm_type == "Guid":
-        return _to_guid(name, value)
-    if edm_type == "DateTime":
-        return _to_datetime(name, value)
-    if edm_type == "Double":
-        return _to_decimal(name, value)
-    if edm_type in ("Int16", "Int32", "Int64"):
-        return _to_int(name, value, edm_type)
-    if edm_type == "Boolean":
-        if not isinstance(value, bool):
-            raise _bad(name, value, edm_type)
-        return value
-    return str(value)
+    return _COERCE[edm_type](name, value)
+
+
+def coercers(types: dict[str, str]) -> dict[str, Callable[[str, Any], Any]]:
+    """Per-property converters for a row type (what :func:`coerce` does, without the per-call dispatch).
+
+    Each is called as ``convert(name, value)`` with a non-None value.
+    """
+    return {name: _COERCE[edm_type] for name, edm_type in types.items()}
+
+
+_ENCODE_STRING = json.JSONEncoder(ensure_ascii=False).encode
+_BOOLEAN_TEXT = {True: "true", False: "false"}.__getitem__
+
+# (placeholder in the row template, converter or None when %-formatting the stored value is already right):
+# GUIDs are canonical strings, decimals are stored canonical (str() gives 1C's digits), Int64 is quoted.
+_FORMAT: dict[str, tuple[str, Callable[[Any], str] | None]] = {
+    "Guid": ('"%s"', None),
+    "String": ("%s", _ENCODE_STRING),
+    "Boolean": ("%s", _BOOLEAN_TEXT),
+    "DateTime": ('"%s"', format_datetime),
+    "Double": ("%s", None),
+    "Int64": ('"%d"', None),
+    "Int16": ("%d", None),
+    "Int32": ("%d", None),
+}
+
+
+def json_template(types: dict[str, str], sections: tuple[str, ...] = ()) -> Callable[..., str]:
+    """A writer of one row type as 1C JSON: ``write(values, section_arrays)`` → ``{"Ref_Key":"…",…}``.
+
+    Rows of a type all have the same properties, so one %-template is built once and only strings, booleans and
+    dates need a converter per value; ``values`` are the scalars in ``types`` order, ``section_arrays`` the
+    already written contents of each tabular section's array.
+    """
+    pieces, converters = [], []
+    for name, edm_type in types.items():
+        placeholder, converter = _FORMAT[edm_type]
+        pieces.append(f"{_ENCODE_STRING(name).replace('%', '%%')}:{placeholder}")
+        converters.append(converter)
+    pieces += [f"{_ENCODE_STRING(section).replace('%', '%%')}:[%s]" for section in sections]
+    template = "{" + ",".join(pieces) + "}"
+    convert = [(index, converter) for index, converter in enumerate(converters) if converter is not None]
+
+    def write(values: tuple[Any, ...], arrays: tuple[str, ...] = ()) -> str:
+        row = list(values)
+        for index, converter in convert:
+            row[index] = converter(row[index])
+        return template % (*row, *arrays)
+
+    return write

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connector.sandbox.onec.odata_query import Query, compile_filter, parse_query, run_query
+from connector.sandbox.onec.odata_query import Fields, Query, compile_filter, parse_query, run_query
 from connector.sandbox.onec.wire import Int64, OneCServiceError
 
 TYPES = {
@@ -21,6 +21,7 @@ TYPES = {
     "ВидОперации": "String",
 }
 SECTIONS = {"Товары": {"Ref_Key": "Guid", "LineNumber": "Int64", "Цена": "Double"}}
+FIELDS = Fields.of_dicts(TYPES, SECTIONS)
 ROWS: list[dict[str, Any]] = [
     {"Ref_Key": "00000000-0000-0000-0000-00000000000a", "Description": "O'Brien", "Date": datetime(2026, 11, 1, 10),
      "Сумма": Decimal("100.50"), "DeletionMark": False, "LineNumber": Int64(1), "ВидОперации": "Продажа",
@@ -89,28 +90,28 @@ def test_a_bad_filter_is_code_14_with_http_400(expression: str) -> None:
 
 
 def test_orderby_several_keys_each_in_its_direction_then_paging() -> None:
-    query = parse_query({"$orderby": "Сумма desc, Description", "$top": "2", "$skip": "1"}, TYPES, SECTIONS)
+    query = parse_query({"$orderby": "Сумма desc, Description", "$top": "2", "$skip": "1"}, FIELDS)
     page, total = run_query(query, "X", 1, ROWS)
     assert [row["Description"] for row in page] == ["Иванов", "Петров"]
     assert total == 3
 
 
 def test_select_keeps_known_fields_and_navigation_paths_but_refuses_unknown() -> None:
-    assert parse_query({"$select": "Description, Товары"}, TYPES, SECTIONS).select == ("Description", "Товары")
+    assert parse_query({"$select": "Description, Товары"}, FIELDS).select == ("Description", "Товары")
     with pytest.raises(OneCServiceError) as caught:
-        parse_query({"$select": "Nope"}, TYPES, SECTIONS)
+        parse_query({"$select": "Nope"}, FIELDS)
     assert caught.value.code == "14"
 
 
 @pytest.mark.parametrize("params", [{"$top": "-1"}, {"$skip": "x"}, {"$inlinecount": "sometimes"}, {"$orderby": "Nope"}])
 def test_bad_paging_options_are_code_14(params: dict[str, str]) -> None:
     with pytest.raises(OneCServiceError) as caught:
-        parse_query(params, TYPES, SECTIONS)
+        parse_query(params, FIELDS)
     assert caught.value.code == "14"
 
 
 def test_inlinecount_counts_before_paging() -> None:
-    query = parse_query({"$filter": "Сумма eq 20", "$top": "1", "$inlinecount": "allpages"}, TYPES, SECTIONS)
+    query = parse_query({"$filter": "Сумма eq 20", "$top": "1", "$inlinecount": "allpages"}, FIELDS)
     page, total = run_query(query, "X", 1, ROWS)
     assert (len(page), total, query.inlinecount) == (1, 2, True)
     assert Query().predicate is None
