@@ -19,7 +19,8 @@ Catalogs (``catalogs=``; ``map --catalogs FILE``) are lookups read once per run,
 
     {"partners": {"<Партнер_Key>": {"phone": "+79161234567", "card": "2000000012345", "name": "…"}},
      "cards":    {"<КартаЛояльности_Key>": {"number": "2000000012345", "phone": "+79161234567"}},
-     "stores":   {"<Склад_Key or Магазин_Key>": "<canonical store id (the Evotor store_id)>"},
+     "stores":   {"<Склад_Key or Магазин_Key>": {"id": "<canonical store id (the Evotor store_id)>",
+                                                "timezone": "Europe/Samara"}},
      "products": {"<Номенклатура_Key or Evotor product_id>": {"sku": "A-001", "category": "dairy", "name": "…"}},
      "accounts": {"<CRM loyalty account id>": {"phone": "+79161234567", "card": "…"}},
      "payment_kinds": {"<ВидОплаты_Key>": {"type": "Бонусы"}}}

@@ -10,7 +10,8 @@ the mapping file loads, and a function of the value. A null value passes every t
 ``string``      text; numbers without exponent
 ``bool``        true/false (also ``"true"``/``"false"``)
 ``guid``        a 1C GUID; the empty one ``00000000-…`` becomes null
-``datetime``    aware datetime: ``{zone: Europe/Moscow}`` (or ``$timezone``) for zone-less local times,
+``datetime``    aware datetime: ``{zone: Europe/Moscow}`` (or ``$timezone``) for zone-less local times
+                (``zone_from``: a JMESPath on the document giving a zone name first, e.g. the store's),
                 ``{offset_ms: time_zone_offset}`` (JMESPath on the document) to keep a till's local offset;
                 epoch milliseconds accepted; the 1C empty date ``0001-01-01T00:00:00`` becomes null
 ``date``        the local calendar date of the same (a store's business date)
@@ -70,6 +71,7 @@ class _DecimalArgs(_Args):
 
 class _TimeArgs(_Args):
     zone: str | None = None
+    zone_from: ParsedResult | None = None
     offset_ms: ParsedResult | None = None
 
     @field_validator("zone")
@@ -79,7 +81,7 @@ class _TimeArgs(_Args):
             _zone(value)
         return value
 
-    @field_validator("offset_ms", mode="before")
+    @field_validator("offset_ms", "zone_from", mode="before")
     @classmethod
     def _compile(cls, value: Any) -> Any:
         return compile_expression(value) if value is not None else None
@@ -218,7 +220,8 @@ def _localize(moment: datetime, args: _TimeArgs, scope: Scope) -> datetime:
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC).astimezone(zone)
         return moment.astimezone(zone)
-    zone_name = _param(args.zone, scope)
+    zone_name = evaluate(args.zone_from, scope.root, scope) if args.zone_from is not None else None
+    zone_name = zone_name or _param(args.zone, scope)
     if moment.tzinfo is not None:
         return moment.astimezone(_zone(zone_name)) if zone_name else moment
     if not zone_name:

@@ -236,6 +236,14 @@ def test_ut11_receipt_is_recognised_without_entity_and_zone_is_a_parameter() -> 
     assert sale.ref.system == "onec"
 
 
+def test_ut11_dates_are_local_to_the_store_when_the_catalog_names_its_zone() -> None:
+    document = raw("onec/ut11_receipt.json") | {"Склад_Key": "7a1b2c3d-0003-11ee-8a3c-00155d0a1f01"}
+    sale = load_mapping("onec/ut11").map(document, catalogs=onec_catalogs())
+    assert sale.store == "20230110-BBBB-40BB-80CC-DDDDEEEEFFFF"
+    assert sale.occurred_at == datetime(2024, 3, 15, 23, 32, 7, tzinfo=timezone(timedelta(hours=4)))
+    assert sale.business_date == date(2024, 3, 15)
+
+
 @pytest.mark.parametrize(
     ("posted", "deleted", "status"),
     [(True, False, "posted"), (False, False, "draft"), (True, True, "deleted")],
