@@ -64,7 +64,9 @@ def _world() -> World:
         for store in STORES:
             for hour in (0, 13, 23):
                 n += 1
-                world.onec_receipts.append(_receipt(n, store, START + timedelta(days=day, hours=hour, minutes=30)))
+                world.onec_receipts.append(
+                    _receipt(n, store, START + timedelta(days=day, hours=hour, minutes=30))
+                )
     first = STORES[0]
     world.onec_receipts += [
         _receipt(901, first, START + timedelta(days=1, hours=10), deletion_mark=True),
@@ -131,13 +133,20 @@ def test_a_week_of_receipts_for_a_store(sandbox: tuple[str, str, Any], world: Wo
     assert [record.id for record in deleted] == ["00000000-0000-0000-0000-000000000901"]
     # what was read maps: statuses, the return and its original
     mapping = load_mapping("onec/ut11" if flavour == "ut" else "onec/retail2")
-    mapped = {r.id: mapping.map(r.payload, system="onec", entity=r.entity, catalogs=onec.catalogs()) for r in records}
+    mapped = {
+        r.id: mapping.map(r.payload, system="onec", entity=r.entity, catalogs=onec.catalogs())
+        for r in records
+    }
     draft = mapped["00000000-0000-0000-0000-000000000902"]
-    assert draft.status == "draft" and draft.customer is not None and draft.customer.phone == CUSTOMERS[0].phone
+    assert draft.status == "draft"
+    assert draft.customer is not None
+    assert draft.customer.phone == CUSTOMERS[0].phone
     refund = mapped["00000000-0000-0000-0000-000000000903"]
-    assert isinstance(refund, Return) and refund.original is not None
+    assert isinstance(refund, Return)
+    assert refund.original is not None
     assert refund.original.id == world.onec_receipts[6].ref_key
-    assert mapped[records[0].id].store == store.id and mapped[records[0].id].total == Decimal("600.00")
+    assert mapped[records[0].id].store == store.id
+    assert mapped[records[0].id].total == Decimal("600.00")
 
 
 def _posting(key: str, amount: str, kind: str = "accrual", **extra: Any) -> Posting:
@@ -157,7 +166,8 @@ def test_bonus_document_written_posted_read_back_and_moves_the_balance(sandbox: 
     onec.write_posting(redemption, "onec:evotor:evo-2:redemption")
     assert onec.points_balance(CUSTOMERS[0].phone, at=later) == before + Decimal("120") - Decimal("45.50")
     stored = onec.odata.get("Document_НачислениеИСписаниеБонусныхБаллов", result.remote_id, decode=False)
-    assert stored["Posted"] is True and stored["Комментарий"] == "onec:evotor:evo-1:accrual"
+    assert stored["Posted"] is True
+    assert stored["Комментарий"] == "onec:evotor:evo-1:accrual"
     assert Decimal(str(stored["Начисление"][0]["Баллы"])) == Decimal("120")
     holder = onec.holder_for_account(CUSTOMERS[0].phone)
     moves = [r.payload for r in onec.register_records(START, later, holder=holder)]
@@ -166,7 +176,10 @@ def test_bonus_document_written_posted_read_back_and_moves_the_balance(sandbox: 
     # a second write of the same key finds the first document
     again = _adapter(flavour, url).write_posting(accrual, "onec:evotor:evo-1:accrual")
     assert (again.remote_id, again.created) == (result.remote_id, False)
-    assert len(base.find("Document_НачислениеИСписаниеБонусныхБаллов", Комментарий="onec:evotor:evo-1:accrual")) == 1
+    assert (
+        len(base.find("Document_НачислениеИСписаниеБонусныхБаллов", Комментарий="onec:evotor:evo-1:accrual"))
+        == 1
+    )
 
 
 def test_receipt_written_and_read_back_as_the_same_sale(sandbox: tuple[str, str, Any]) -> None:
@@ -184,15 +197,19 @@ def test_receipt_written_and_read_back_as_the_same_sale(sandbox: tuple[str, str,
     key = "onec:evotor:evo-sale-77:sale"
     assert onec.find_documents([key]) == {}
     result = onec.write_document(sale, key)
-    records = [r for r in onec.documents(STORES[1].id, at - timedelta(minutes=1), at + timedelta(minutes=1))]
+    records = list(onec.documents(STORES[1].id, at - timedelta(minutes=1), at + timedelta(minutes=1)))
     assert [r.id for r in records] == [result.remote_id]
     mapping = load_mapping("onec/ut11" if flavour == "ut" else "onec/retail2")
     back = mapping.map(records[0].payload, system="onec", entity=records[0].entity, catalogs=onec.catalogs())
-    assert isinstance(back, Sale) and back.status == "posted" and back.store == STORES[1].id
-    assert back.customer is not None and back.customer.phone == CUSTOMERS[1].phone
+    assert isinstance(back, Sale)
+    assert back.status == "posted"
+    assert back.store == STORES[1].id
+    assert back.customer is not None
+    assert back.customer.phone == CUSTOMERS[1].phone
     assert [(line.sku, line.quantity, line.amount, line.bonus_redeemed) for line in back.lines] == [
         ("205", Decimal("3.000"), Decimal("420.00"), Decimal("20.00"))]  # fmt: skip
-    assert back.occurred_at == at and back.total == Decimal("420.00")
+    assert back.occurred_at == at
+    assert back.total == Decimal("420.00")
     assert onec.find_documents([key]) == {key: result.remote_id}
     refund = Return(
         ref=DocRef(system="evotor", kind="receipt", id="evo-ret-78"), number="78", store=STORES[1].id,
@@ -204,7 +221,8 @@ def test_receipt_written_and_read_back_as_the_same_sale(sandbox: tuple[str, str,
     entity = "Document_ЧекККМВозврат" if flavour == "ut" else "Document_ЧекККМ"
     stored = onec.odata.get(entity, returned.remote_id, decode=False)
     original_field = "ЧекККМ_Key" if flavour == "ut" else "ЧекККМПродажа_Key"
-    assert stored[original_field] == result.remote_id and stored["Posted"] is True
+    assert stored[original_field] == result.remote_id
+    assert stored["Posted"] is True
 
 
 class _LoseFirstCreateAnswer(requests.Session):
@@ -239,7 +257,10 @@ def test_retry_after_a_lost_create_answer_creates_nothing_twice(sandbox: tuple[s
 def test_soap_balance_and_idempotent_bonus_operation(world: World) -> None:
     app = build_onec_app(world, flavour="ut", user="Обмен", password="секрет")
     with _serve(app) as url:
-        onec = _adapter("ut", url, )
+        onec = _adapter(
+            "ut",
+            url,
+        )
         soap = OneCAdapter("onec", onec.config.model_copy(update={"protocol": "soap"}))
         phone = CUSTOMERS[1].phone
         before = soap.points_balance(phone)
