@@ -15,12 +15,14 @@ directory per system and configuration with one file per document kind:
 The file schema is in :mod:`connector.mapping.spec`, the transforms in :mod:`connector.mapping.transforms`,
 the extra JMESPath functions in :mod:`connector.mapping.functions`.
 
-Catalogs (``catalogs=``; ``map --catalogs FILE``) are lookups read once per run, by catalog name then key::
+Catalogs (``catalogs=``; ``map --catalogs FILE``) are lookups read once per run, by catalog name then key (GUID
+keys in lower case, as 1C writes them — a GUID in upper case still finds them; a scalar entry ``"X"`` stands for
+``{"id": "X"}``)::
 
     {"partners": {"<Партнер_Key>": {"phone": "+79161234567", "card": "2000000012345", "name": "…"}},
      "cards":    {"<КартаЛояльности_Key>": {"number": "2000000012345", "phone": "+79161234567"}},
      "stores":   {"<Склад_Key or Магазин_Key>": {"id": "<canonical store id (the Evotor store_id)>",
-                                                "timezone": "Europe/Samara"}},
+                                                "timezone": "Europe/Samara"}},   # or just "<store id>"
      "products": {"<Номенклатура_Key or Evotor product_id>": {"sku": "A-001", "category": "dairy", "name": "…"}},
      "accounts": {"<CRM loyalty account id>": {"phone": "+79161234567", "card": "…"}},
      "payment_kinds": {"<ВидОплаты_Key>": {"type": "Бонусы"}}}

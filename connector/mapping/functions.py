@@ -38,7 +38,15 @@ from jmespath import exceptions as jmespath_errors
 from jmespath import functions as jmespath_functions
 from jmespath.parser import ParsedResult
 
-__all__ = ["FUNCTION_NAMES", "Scope", "compile_expression", "evaluate", "quote_identifiers", "to_decimal"]
+__all__ = [
+    "FUNCTION_NAMES",
+    "Scope",
+    "catalog_entry",
+    "compile_expression",
+    "evaluate",
+    "quote_identifiers",
+    "to_decimal",
+]
 
 _CENTS = Decimal("0.01")
 
@@ -77,6 +85,12 @@ def to_decimal(value: Any) -> Decimal:
     if not number.is_finite():
         raise ValueError(f"{value!r} is not a finite number")
     return number
+
+
+def catalog_entry(catalog: Mapping[str, Any], key: str) -> Any:
+    """The entry of ``key``, also found in upper case: catalogs keep 1C GUIDs lower-case, as 1C writes them."""
+    entry = catalog.get(key)
+    return catalog.get(key.lower()) if entry is None else entry
 
 
 def _number_or_zero(value: Any) -> Decimal:
@@ -118,7 +132,7 @@ class _Functions(jmespath_functions.Functions):
     def _func_catalog(self, name: str, key: Any) -> Any:
         if key is None:
             return None
-        return _SCOPE.get().catalogs.get(name, {}).get(_text(key))
+        return catalog_entry(_SCOPE.get().catalogs.get(name, {}), _text(key))
 
     @jmespath_functions.signature({"types": ["array", "null"]}, {"types": ["string"]})
     def _func_unwrap(self, items: list[Any] | None, key: str) -> list[Any]:

@@ -21,6 +21,7 @@ the mapping file loads, and a function of the value. A null value passes every t
 ``account``     a ledger identity: a phone → E.164, ``card:…`` kept, a ``{phone, card}`` entry (or a cards
                 catalog ``{phone, number}`` entry) → its phone, else ``card:<card>``
 ``lookup``      ``{catalog: partners, field: phone, missing: null|keep|error}``: the catalog entry of the value
+                (an upper-case GUID finds a lower-case key; a scalar entry ``"X"`` means ``{id: "X"}``)
 ``default``     ``{default: 0}``: the value when it is null
 ``null_if``     ``{null_if: ["", "0"]}``: null when the value is one of these
 ``negate``, ``abs``  sign of a Decimal
@@ -47,7 +48,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jmespath.parser import ParsedResult
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connector.mapping.functions import Scope, compile_expression, evaluate, to_decimal
+from connector.mapping.functions import Scope, catalog_entry, compile_expression, evaluate, to_decimal
 from connector.model import normalize_phone
 
 __all__ = ["TRANSFORM_NAMES", "Transform", "parse_transform"]
@@ -276,9 +277,12 @@ def _account(value: Any, args: _NoArgs, scope: Scope) -> str | None:
 def _lookup(value: Any, args: _LookupArgs, scope: Scope) -> Any:
     key = _string(value, _NoArgs(), scope)
     catalog = scope.catalogs.get(args.catalog)
-    entry = None if catalog is None else catalog.get(key)
+    entry = None if catalog is None else catalog_entry(catalog, key)
     if entry is not None and args.field is not None:
-        entry = entry.get(args.field) if isinstance(entry, Mapping) else None
+        if isinstance(entry, Mapping):
+            entry = entry.get(args.field)
+        elif args.field != "id":
+            entry = None  # a scalar entry is the entry's id and nothing else
     if entry is not None:
         return entry
     if args.missing == "keep":

@@ -244,6 +244,19 @@ def test_ut11_dates_are_local_to_the_store_when_the_catalog_names_its_zone() -> 
     assert sale.business_date == date(2024, 3, 15)
 
 
+def test_ut11_guids_in_any_case_find_lower_case_catalog_keys_and_a_store_entry_may_be_just_its_id() -> None:
+    catalogs = onec_catalogs()
+    catalogs["stores"] = {"7a1b2c3d-0002-11ee-8a3c-00155d0a1f01": "S01"}
+    document = raw("onec/ut11_receipt.json")
+    document["Склад_Key"] = document["Склад_Key"].upper()
+    document["Партнер_Key"] = document["Партнер_Key"].upper()
+    sale = load_mapping("onec/ut11").map(document, catalogs=catalogs)
+    assert sale.store == "S01"
+    assert sale.customer is not None
+    assert sale.customer.phone == "+79161234567"
+    assert sale.occurred_at.utcoffset() == timedelta(hours=3)  # no zone in the entry: the mapping's timezone
+
+
 @pytest.mark.parametrize(
     ("posted", "deleted", "status"),
     [(True, False, "posted"), (False, False, "draft"), (True, True, "deleted")],
