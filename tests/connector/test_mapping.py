@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 import sys
 import zipfile
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ import pytest
 
 from connector.errors import ConfigError, MappingError
 from connector.mapping import TRANSFORM_NAMES, load_mapping, shipped_mappings
-from connector.mapping.functions import quote_identifiers
+from connector.mapping.functions import Scope, quote_identifiers
+from connector.mapping.transforms import parse_transform
 from connector.model import DocRef, Posting, Return, Sale
 
 RAW = Path(__file__).parent.parent / "data" / "raw"
@@ -717,6 +719,59 @@ def test_cyrillic_identifiers_are_quoted_outside_literals() -> None:
         == "starts_with(\"Комментарий\", 'onec:Чек')"
     )
     assert quote_identifiers('"Уже"."в кавычках"') == '"Уже"."в кавычках"'
+
+
+TRANSFORM_CASES: list[tuple[Any, Any, Any]] = [
+    ({"decimal": 2}, Decimal("0.30000000000000004"), Decimal("0.30")),
+    ({"decimal": 2}, "2.345", Decimal("2.35")),  # half up
+    ("decimal", 7, Decimal(7)),
+    ("int", "12", 12),
+    ("string", Decimal("1842"), "1842"),
+    ("guid", "00000000-0000-0000-0000-000000000000", None),
+    ("bool", "true", True),
+    ({"datetime": "Europe/Moscow"}, "0001-01-01T00:00:00", None),
+    ({"datetime": "UTC"}, 1715939472318, datetime(2024, 5, 17, 9, 51, 12, 318000, tzinfo=UTC)),
+    ({"date": "Europe/Moscow"}, "2024-05-17T23:59:59", date(2024, 5, 17)),
+    ({"enum": {"values": {"Пробит": "posted"}, "default": "draft"}}, "Отложен", "draft"),
+    ({"enum": {"CASH": "cash"}}, "CASH", "cash"),
+    ({"phone": "RU"}, Decimal("79161234567"), "+79161234567"),
+    ("account", {"card": "2000000012345"}, "card:2000000012345"),
+    ("account", "card:42", "card:42"),
+    ({"null_if": ["", "-"]}, "-", None),
+    ({"default": "0"}, None, "0"),
+    ("negate", "1.50", Decimal("-1.50")),
+    ("abs", Decimal("-3"), Decimal(3)),
+    ({"template": "card:{value}"}, 77, "card:77"),
+    ({"after_prefix": "crm:"}, "crm:evotor:1:accrual", "evotor:1:accrual"),
+    ({"after_prefix": "crm:"}, "manual credit", None),
+]
+
+
+@pytest.mark.parametrize(("spec", "value", "expected"), TRANSFORM_CASES)
+def test_transform_values(spec: Any, value: Any, expected: Any) -> None:
+    assert parse_transform(spec).apply(value, Scope(root={})) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "message"),
+    [
+        ("decimal", 0.1, "is a float, not an exact number"),
+        ("int", "1.5", "is not a whole number"),
+        ({"enum": {"CASH": "cash"}}, "BARTER", "'BARTER' is not in the enum table (CASH)"),
+        ("phone", "12", "is not a possible phone number"),
+        ({"datetime": "Europe/Moscow"}, "17.05.2024", "is not an ISO 8601 date or time"),
+        ("datetime", "2024-05-17T10:00:00", "has no offset and the mapping names no zone"),
+        ({"lookup": {"catalog": "partners", "missing": "error"}}, "p-1", "catalog 'partners' is not loaded"),
+    ],
+)
+def test_transform_failures_say_why(spec: Any, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_transform(spec).apply(value, Scope(root={}))
+
+
+def test_template_reads_mapping_parameters() -> None:
+    scope = Scope(root={}, params={"prefix": "shop-7"})
+    assert parse_transform({"template": "{$prefix}/{value}"}).apply("A-1", scope) == "shop-7/A-1"
 
 
 # --- packaging ----------------------------------------------------------------------------------------------
