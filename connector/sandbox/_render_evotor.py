@@ -63,6 +63,11 @@ def _uid(*parts: object) -> str:
     return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-a{digest[17:20]}-{digest[20:]}"
 
 
+def _child_uid(base: str, kind: int, number: int) -> str:
+    """An id for the ``number``-th item of a kind inside a document: one hash per document, not per item."""
+    return f"{base[:-5]}{kind}{number:04x}"
+
+
 @functools.lru_cache(maxsize=65536)
 def _shared_uid(*parts: object) -> str:
     """:func:`_uid` for ids many documents share (a store's session, cashier, print group)."""
@@ -196,16 +201,14 @@ def _line_discount(sum_: Decimal, line: ReceiptLine, doc_level: bool) -> str:
     )
 
 
-def _position(
-    index: SandboxIndex, receipt: Receipt, line: ReceiptLine, doc_level: bool
-) -> tuple[str, Decimal]:
+def _position(index: SandboxIndex, base: str, line: ReceiptLine, doc_level: bool) -> tuple[str, Decimal]:
     """One position's JSON and its ``sum`` (price × quantity)."""
     sum_ = (line.price * line.quantity).quantize(_CENT)
     result_price = (line.amount / line.quantity).quantize(_CENT) if line.quantity else line.amount
     cost_price = (line.price * _COST_SHARE).quantize(_CENT)
     stock = zlib.crc32(line.sku.encode()) % 200
     text = (
-        f'{{"id":{line.line_no},"uuid":"{_uid(receipt.id, "position", line.line_no)}",'
+        f'{{"id":{line.line_no},"uuid":"{_child_uid(base, 1, line.line_no)}",'
         f"{_product_fields(index.products.get(line.sku), line.sku)},"
         f'"quantity":{_quantity(line.quantity):f},"initial_quantity":{stock},"price":{line.price:f},'
         f'"cost_price":{cost_price:f},"sum":{sum_:f},"result_price":{result_price:f},'
@@ -215,10 +218,10 @@ def _position(
     return text, sum_
 
 
-def _payment(receipt: Receipt, number: int, method: str, amount: Decimal, print_group: str) -> str:
+def _payment(base: str, number: int, method: str, amount: Decimal, print_group: str) -> str:
     app = _PAYMENT_APPS.get(method, "")
     return (
-        f'{{"id":"{_uid(receipt.id, "payment", number)}","type":"{_PAYMENT_TYPES.get(method, "UNKNOWN")}",'
+        f'{{"id":"{_child_uid(base, 2, number)}","type":"{_PAYMENT_TYPES.get(method, "UNKNOWN")}",'
         f'"sum":{amount:f}{app},"parts":[{{"print_group_id":"{print_group}","part_sum":{amount:f},"change":0}}]}}'
     )
 
@@ -289,11 +292,12 @@ def _body(index: SandboxIndex, receipt: Receipt, store: Store) -> tuple[str, str
     wrapped = variant(receipt.id, "wrapped")
     doc_level = variant(receipt.id, "doc_discount")
     print_group, groups, _ = _store_print(store)
-    positions = [_position(index, receipt, line, doc_level) for line in receipt.lines]
+    base = _uid(receipt.id)
+    positions = [_position(index, base, line, doc_level) for line in receipt.lines]
     total_sum = sum((sum_ for _, sum_ in positions), _ZERO)
     total = receipt.total
     payments = [
-        _payment(receipt, number, method, amount, print_group)
+        _payment(base, number, method, amount, print_group)
         for number, (method, amount) in enumerate(receipt.payments, start=1)
     ]
     phone, extras = _customer(index, receipt)
