@@ -230,6 +230,7 @@ class CrmAdapter:
         self._lock = threading.RLock()
         self._index: dict[str, str] | None = None
         self._indexed_at: datetime | None = None
+        self._provisional: set[str] = set()  # keys written whose operation id the CRM did not say
         self._accounts: dict[str, CrmAccount | None] = {}
         self._preloaded = False
 
@@ -324,13 +325,16 @@ class CrmAdapter:
         assert self._index is not None
         for operation in operations:
             key = self.backend.operation_key(operation)
-            if key:
-                self._index.setdefault(key, self.backend.operation_id(operation))
+            if key and (key not in self._index or key in self._provisional):
+                self._index[key] = self.backend.operation_id(operation)
+                self._provisional.discard(key)
 
-    def _record(self, key: str, remote_id: str) -> None:
+    def _record(self, key: str, remote_id: str, *, provisional: bool) -> None:
         with self._lock:
             if self._index is not None:
                 self._index[key] = remote_id
+            if provisional:
+                self._provisional.add(key)
 
     # -- writing ---------------------------------------------------------------------------------------------
 
@@ -349,13 +353,14 @@ class CrmAdapter:
         for attempt in range(self.retries_after_unknown + 1):
             started = self._clock()
             try:
-                remote_id = self.backend.send(write) or f"account:{write.account.id}"
+                sent = self.backend.send(write)
             except RemoteError as exc:
-                found = self._resolve_unknown(exc, write, started, attempt)
-                if found is None:
+                sent = self._resolve_unknown(exc, write, started, attempt)
+                if sent is None:
                     continue
-                remote_id = found
-            self._record(key, remote_id)
+            # RetailCRM answers a credit without the operation's id: the account stands in until a feed read
+            remote_id = sent or f"account:{write.account.id}"
+            self._record(key, remote_id, provisional=sent is None)
             _log.info(
                 "crm.write", system=self.system, key=key, direction=write.direction, amount=write.amount
             )
