@@ -161,6 +161,18 @@ def test_429_waits_for_x_ratelimit_reset_then_continues(mocked: responses.Reques
     assert query(mocked.calls[1])["type"] == ["SELL,PAYBACK"]
 
 
+def test_a_spent_rate_window_is_waited_out_before_the_next_request(mocked: responses.RequestsMock) -> None:
+    spent = {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "4"}
+    mocked.get(
+        DOCS, json=page([doc(1)], "c-2"), headers={"X-RateLimit-Remaining": "5", "X-RateLimit-Reset": "9"}
+    )
+    mocked.get(DOCS, json=page([doc(2)], "c-3"), headers=spent)
+    mocked.get(DOCS, json=page([doc(3)]), headers=spent)
+    evotor, slept = adapter(http={"max_retry_wait": 3})
+    assert [r.id for r in evotor.documents(STORE, SINCE, UNTIL)] == ["doc-1", "doc-2", "doc-3"]
+    assert slept == [3.0]  # once, before the third page, clamped to the policy's longest wait
+
+
 def test_401_is_a_config_error_without_the_token(mocked: responses.RequestsMock) -> None:
     mocked.get(DOCS, json={"code": "UNAUTHORIZED", "message": "Invalid token tok-123456"}, status=401)
     evotor, _ = adapter()
