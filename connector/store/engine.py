@@ -168,9 +168,18 @@ def _revision_of(connection: Connection) -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None when it was never migrated."""
-    with engine.connect() as connection:
-        return _revision_of(connection)
+    """The revision the database is at, or None when it was never migrated.
+
+    Raises:
+        StoreError: the database cannot be reached.
+    """
+    try:
+        with engine.connect() as connection:
+            return _revision_of(connection)
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"cannot open the state database: {_first_line(exc)}", state=masked_url(engine.url)
+        ) from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -282,11 +291,9 @@ def open_store(url: str = DEFAULT_STATE_URL, *, migrate: bool = True) -> Store:
     engine = make_engine(url)
     try:
         current = current_revision(engine)
-    except SQLAlchemyError as exc:
+    except StoreError:
         engine.dispose()
-        raise StoreError(
-            f"cannot open the state database: {_first_line(exc)}", state=masked_url(engine.url)
-        ) from exc
+        raise
     if current != SCHEMA_REVISION:
         if not migrate:
             engine.dispose()

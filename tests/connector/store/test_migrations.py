@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from connector.store import Store, current_revision, make_engine, upgrade
-from connector.store.engine import MIGRATIONS_DIR, alembic_config
+from connector.store import Store, current_revision, head_revision, make_engine, open_store, upgrade
+from connector.store.engine import MIGRATIONS_DIR, SCHEMA_REVISION, alembic_config
 from connector.store.tables import Base
 
 EXPECTED_TABLES = {
@@ -54,14 +54,19 @@ def test_the_indexes_the_queries_need_exist(store: Store) -> None:
     assert ("failed_items", ("state", "system")) in indexed
 
 
-def test_downgrade_to_nothing_and_back(store: Store) -> None:
-    with store.engine.connect() as connection:
-        command.downgrade(alembic_config(connection), "base")
-        connection.commit()
-    assert set(inspect(store.engine).get_table_names()) == {"alembic_version"}
-    assert current_revision(store.engine) is None
-    assert upgrade(store.engine) == "0001"
-    assert "postings" in inspect(store.engine).get_table_names()
+def test_downgrade_to_nothing_and_back(state_url: str) -> None:
+    with open_store(state_url) as store:
+        with store.engine.connect() as connection:
+            command.downgrade(alembic_config(connection), "base")
+            connection.commit()
+        assert set(inspect(store.engine).get_table_names()) == {"alembic_version"}
+        assert current_revision(store.engine) is None
+        assert upgrade(store.engine) == "0001"
+        assert "postings" in inspect(store.engine).get_table_names()
+
+
+def test_the_revision_the_code_expects_is_the_migrations_head() -> None:
+    assert head_revision() == SCHEMA_REVISION
 
 
 def test_migrations_run_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
