@@ -330,3 +330,36 @@ def test_base_url_already_ending_in_api_v5_is_kept(mocked: responses.RequestsMoc
     mocked.get(f"{API}/account/1", json={"success": True, "loyaltyAccount": {"amount": 0}})
     config = SystemConfig(adapter="crm", base_url=f"{CRM}/api/v5", api_key="key-abcdef")
     assert CrmAdapter("crm", config).account_balance("1") == Decimal(0)
+
+
+def test_preloaded_accounts_answer_every_lookup_from_one_listing(mocked: responses.RequestsMock) -> None:
+    listing = [account(159, "79161234567"), account(160, "79267654321")]
+    mocked.get(
+        f"{API}/accounts",
+        json={"success": True, "pagination": {"totalPageCount": 1}, "loyaltyAccounts": listing},
+    )
+    crm, _ = retailcrm(preload_accounts=True)
+    assert crm.find_account(phone="8 (916) 123-45-67") == crm.find_account(phone="+79161234567")
+    found = crm.find_account(phone="+79267654321")
+    assert found is not None
+    assert (found.id, found.phone, found.balance) == ("160", "+79267654321", Decimal("120.5"))
+    assert len(mocked.calls) == 1
+
+
+def test_a_phone_that_is_not_one_is_an_input_error() -> None:
+    crm, _ = retailcrm()
+    with pytest.raises(InputError):
+        crm.find_account(phone="12")
+    with pytest.raises(InputError):
+        crm.find_account()
+
+
+def test_the_adapter_is_a_ledger_source_and_target() -> None:
+    from adapters.base import ADAPTERS, LedgerSource, LedgerTarget, build_adapter
+
+    config = SystemConfig(adapter="crm", base_url=CRM, api_key="key-abcdef")
+    crm = build_adapter("crm", config)
+    assert ADAPTERS["crm"] == "adapters.crm:CrmAdapter"
+    assert isinstance(crm, LedgerSource)
+    assert isinstance(crm, LedgerTarget)
+    assert crm.mapping == "crm/retailcrm"

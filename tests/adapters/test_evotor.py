@@ -293,3 +293,12 @@ def test_hub_event_without_action_names_the_field() -> None:
     with pytest.raises(MappingError) as caught:
         parse_hub_event(b'{"id":"e","timestamp":1,"type":"StoreEvent","payload":{}}')
     assert caught.value.context["field"] == "action"
+
+
+def test_the_adapter_is_a_document_source_built_from_the_registry() -> None:
+    from adapters.base import DocumentSource, build_adapter
+
+    evotor = build_adapter("till", SystemConfig(adapter="evotor", base_url=BASE, token="t-1234"))
+    assert isinstance(evotor, EvotorAdapter)
+    assert isinstance(evotor, DocumentSource)
+    assert evotor.system == "till"
