@@ -67,7 +67,12 @@ class _Evaluator:
     """Evaluates field specs for one document and remembers which source fed each canonical path."""
 
     scope: Scope
-    sources: dict[str, str] = field(default_factory=dict)
+    specs: dict[str, FieldSpec] = field(default_factory=dict)
+
+    def source(self, path: str) -> str | None:
+        """The source text that fed a canonical field path (error evidence)."""
+        spec = self.specs.get(path)
+        return spec.source if spec is not None else None
 
     def expr(self, expression: ParsedResult, node: Any, path: str) -> Any:
         try:
@@ -76,7 +81,7 @@ class _Evaluator:
             raise _FieldError(path, str(expression.expression), str(exc)) from None
 
     def value(self, spec: FieldSpec, node: Any, path: str) -> Any:
-        self.sources.setdefault(path, spec.source)
+        self.specs.setdefault(path, spec)
         value = self._raw(spec, node, path)
         for transform in spec.transforms:
             try:
@@ -191,7 +196,7 @@ def _redeemed(spec: ReceiptSpec, ev: _Evaluator, raw: Any, lines: list[dict[str,
     if stated is None or _money(stated) == 0:
         return per_line
     if per_line and _money(stated) != per_line:
-        source = ev.sources.get("bonus_redeemed")
+        source = ev.source("bonus_redeemed")
         reason = f"receipt-level {stated} differs from the sum over lines {per_line}"
         raise _FieldError("bonus_redeemed", source, reason)
     return per_line or _money(stated)
@@ -259,7 +264,7 @@ def _validated(ev: _Evaluator, build: Callable[[], _T]) -> _T:
         loc = [part for part in first["loc"] if part not in ("sale", "return")]
         path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
         reason = first["msg"].removeprefix("Value error, ")
-        raise _FieldError(path or "document", ev.sources.get(path), reason) from None
+        raise _FieldError(path or "document", ev.source(path), reason) from None
 
 
 class Mapping:

@@ -37,6 +37,7 @@ import jmespath
 from jmespath import exceptions as jmespath_errors
 from jmespath import functions as jmespath_functions
 from jmespath.parser import ParsedResult
+from jmespath.visitor import TreeInterpreter
 
 __all__ = [
     "FUNCTION_NAMES",
@@ -172,6 +173,8 @@ class _Functions(jmespath_functions.Functions):
 
 
 _OPTIONS = jmespath.Options(custom_functions=_Functions())
+# One interpreter for every search: ParsedResult.search builds a new one (and its method cache) per call.
+_INTERPRETER = TreeInterpreter(_OPTIONS)
 FUNCTION_NAMES: frozenset[str] = frozenset(_Functions.FUNCTION_TABLE)
 """Every function a mapping expression may call: JMESPath's own and the mapping's."""
 
@@ -234,7 +237,27 @@ def compile_expression(text: str) -> ParsedResult:
     if unknown:
         raise ValueError(f"unknown function {unknown[0]}() in expression {text!r}")
     parsed.expression = text  # evidence shows what the integrator wrote, not the quoted form
+    parsed.fast_path = _field_chain(parsed.parsed)  # type: ignore[attr-defined]
     return parsed
+
+
+def _field_chain(node: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The keys of a plain path (``a``, ``a.b.c``), which is read without the interpreter; else None."""
+    if node.get("type") == "field":
+        return (str(node["value"]),)
+    if node.get("type") == "subexpression":
+        parts = [_field_chain(child) for child in node["children"]]
+        if all(part is not None for part in parts):
+            return tuple(key for part in parts for key in part or ())
+    return None
+
+
+def _walk(keys: tuple[str, ...], node: Any) -> Any:
+    for key in keys:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
 
 
 def evaluate(expression: ParsedResult, node: Any, scope: Scope) -> Any:
@@ -243,9 +266,12 @@ def evaluate(expression: ParsedResult, node: Any, scope: Scope) -> Any:
     Raises:
         ValueError: the expression failed on this document (wrong type for a function, bad number, …).
     """
+    keys = getattr(expression, "fast_path", None)
+    if keys is not None:
+        return _walk(keys, node)
     token = _SCOPE.set(scope)
     try:
-        return expression.search(node, options=_OPTIONS)
+        return _INTERPRETER.visit(expression.parsed, node)
     except (jmespath_errors.JMESPathError, ValueError, ArithmeticError) as exc:
         raise ValueError(_one_line(exc)) from None
     finally:
