@@ -194,6 +194,17 @@ def _backend(name: str, config: SystemConfig, client: Callable[..., HttpClient])
     return backend
 
 
+def _option(name: str, config: SystemConfig, key: str, default: float) -> float:
+    value = config.options.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if number < 0 or isinstance(value, bool):
+        raise ConfigError(f"systems.{name}.options.{key}: must be a number of 0 or more, not {value!r}")
+    return number
+
+
 class CrmAdapter:
     """A CRM loyalty ledger: :class:`~adapters.base.LedgerTarget` and :class:`~adapters.base.LedgerSource`.
 
@@ -222,11 +233,10 @@ class CrmAdapter:
             return HttpClient(http, session, auth=auth, sleep=sleep or time.sleep)
 
         self.backend = _backend(name, config, client)
-        options = config.options
-        self.index_max_age = float(options.get("index_max_age", 300))
-        self.lookback = timedelta(minutes=float(options.get("unknown_outcome_lookback", 1440)))
-        self.retries_after_unknown = int(options.get("retries_after_unknown", 2))
-        self.preload_accounts = bool(options.get("preload_accounts", False))
+        self.index_max_age = _option(name, config, "index_max_age", 300.0)
+        self.lookback = timedelta(minutes=_option(name, config, "unknown_outcome_lookback", 1440.0))
+        self.retries_after_unknown = int(_option(name, config, "retries_after_unknown", 2.0))
+        self.preload_accounts = bool(config.options.get("preload_accounts", False))
         self._lock = threading.RLock()
         self._index: dict[str, str] | None = None
         self._indexed_at: datetime | None = None

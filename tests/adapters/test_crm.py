@@ -363,3 +363,10 @@ def test_the_adapter_is_a_ledger_source_and_target() -> None:
     assert isinstance(crm, LedgerSource)
     assert isinstance(crm, LedgerTarget)
     assert crm.mapping == "crm/retailcrm"
+
+
+def test_adapter_options_of_the_wrong_type_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"options\.index_max_age"):
+        retailcrm(index_max_age="soon")
+    with pytest.raises(ConfigError, match=r"options\.retries_after_unknown"):
+        retailcrm(retries_after_unknown=-1)
