@@ -11,7 +11,9 @@ Reading (:class:`EvotorAdapter`):
 * the cloud token goes in ``X-Authorization: <token>`` (official Java SDK) and/or ``Authorization: Bearer
   <token>`` (current docs). The reference recommends sending both, so that is the default; ``options.auth_header``
   picks one (``x-authorization`` | ``bearer`` | ``both``);
-* rate limits go through the one HTTP policy: a 429 waits what ``Retry-After`` / ``X-RateLimit-Reset`` say.
+* rate limits go through the one HTTP policy: a 429 waits what ``Retry-After`` / ``X-RateLimit-Reset`` say;
+  and when a successful answer says ``X-RateLimit-Remaining: 0``, the next request first waits out the
+  ``X-RateLimit-Reset`` seconds (clamped to the policy's ``max_retry_wait``) instead of earning a 429.
 
 Webhooks (pure functions, no HTTP): :func:`parse_receipts_webhook` reads the "Отправить чек (V2)" body (§4) into
 one :class:`~adapters.base.RawRecord` per receipt; :func:`verify_hub_signature` checks a Hookshot event's
