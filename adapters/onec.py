@@ -24,22 +24,20 @@ paged by the OData client). Documents marked for deletion are *skipped* there an
 can retire them; unposted ones are returned (the mapping makes them ``draft``). Catalogs are read once per run
 and cached (:meth:`OneCAdapter.catalogs`, :meth:`OneCAdapter.refresh_catalogs`).
 
-**Writing.** Every create is idempotent: the caller's key is stored in ``Комментарий`` (or
-``options.external_id_field``) and looked up before creating. :meth:`OneCAdapter.find_postings` and
-:meth:`OneCAdapter.find_documents` look a whole batch up with one query per entity set (``substringof`` on the
-key field, ``or``-ed, 40 keys a request) and remember the answer, so a following write of a key known to be
-absent costs exactly create + ``Post``. A create whose outcome is unknown is resolved by a fresh lookup before a
-second create; a document found unposted is posted, not created again. What 1C stored is compared field by field
-with what was sent (1C drops unknown fields and truncates strings silently): by default with the object the
-create returned — 1C answers a create with the object as written — or, with ``verify: reread``, with a GET after
-posting; a difference is a :class:`~connector.errors.FatalRemoteError` naming the set, the ``Ref_Key`` and the
-fields, and the document is not posted.
+**Writing** (:mod:`adapters.onec_writer`). Every create is idempotent: the caller's key is stored in
+``Комментарий`` (or ``options.external_id_field``) and looked up before creating — in batches by
+:meth:`OneCAdapter.find_postings` / :meth:`OneCAdapter.find_documents`, whose answer is remembered so that a
+following write of an absent key costs exactly create + ``Post``. What 1C stored is compared with what was sent
+before posting. Bodies are built in :mod:`adapters.onec_payloads`.
+
+**SOAP** (``protocol: soap``, :mod:`adapters.onec_soap`): the bonus balance and bonus operations only; receipts,
+the register and catalogs raise a :class:`~connector.errors.ConfigError` that says so (see :meth:`check_route`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -48,33 +46,31 @@ from zoneinfo import ZoneInfo
 import requests
 
 from adapters.base import RawRecord, WriteResult
-from adapters.http import HttpClient, HttpPolicy, RateBudget, SystemHttpConfig, outcome_unknown
+from adapters.http import HttpClient, HttpPolicy, RateBudget, SystemHttpConfig
 from adapters.odata import (
     EMPTY_GUID,
     Filter,
     ODataClient,
     and_,
-    contains,
     datetime_literal,
     eq,
     ge,
     guid,
     lt,
-    or_,
 )
 from adapters.onec_catalogs import FLAVOURS, Flavour, FlavourSpec, OneCCatalogs, read_catalogs
 from adapters.onec_payloads import (
     BONUS_DOCUMENT,
     ReceiptContext,
     bonus_document,
-    differences,
     masked_account,
     receipt_document,
 )
 from adapters.onec_soap import OneCSoapService, soap_unsupported
+from adapters.onec_writer import OneCWriter
 from adapters.rest import BasicAuth
 from connector.config import SystemConfig
-from connector.errors import ConfigError, FatalRemoteError, RemoteError, RemoteNotFoundError
+from connector.errors import ConfigError, RemoteNotFoundError
 from connector.logs import get_logger, mask_phone
 from connector.model import DocRef, Posting, Return, Sale
 
@@ -83,7 +79,6 @@ __all__ = ["REGISTER", "REGISTER_RECORDS", "OneCAdapter", "available_points"]
 REGISTER = "AccumulationRegister_БонусныеБаллы"
 REGISTER_RECORDS = f"{REGISTER}_RecordType"
 _ODATA_ROOT = "/odata/standard.odata"
-_LOOKUP_CHUNK = 40
 _log = get_logger("adapters.onec")
 
 
@@ -92,22 +87,18 @@ def available_points(accrued: Decimal, to_write_off: Decimal) -> Decimal:
     return max(Decimal(0), accrued - max(Decimal(0), to_write_off))
 
 
-@dataclass(frozen=True)
-class _Found:
-    """A document 1C holds for an idempotency key."""
-
-    entity_set: str
-    ref: str
-    posted: bool
+_FLAVOUR_NAMES: dict[str, Flavour] = {"ut": "ut", "ut11": "ut", "ka2": "ut", "erp": "ut", "retail": "retail",
+                                       "retail2": "retail"}  # fmt: skip
 
 
 def _flavour(config: SystemConfig) -> Flavour:
-    named = str(config.options.get("flavour") or config.mapping or "ut").lower()
-    if named in ("ut", "ut11", "ka2", "erp") or "ut11" in named:
-        return "ut"
-    if named in ("retail", "retail2") or "retail" in named:
-        return "retail"
-    raise ConfigError(f"options.flavour: {named!r} is not ut or retail (УТ 11 / Розница 2)")
+    named = config.options.get("flavour")
+    if named is not None:
+        if str(named).lower() not in _FLAVOUR_NAMES:
+            raise ConfigError(f"options.flavour: {named!r} is not one of {', '.join(_FLAVOUR_NAMES)}")
+        return _FLAVOUR_NAMES[str(named).lower()]
+    # a shipped or custom mapping under onec/retail2 is Розница; anything else speaks the УТ 11 object model
+    return "retail" if "retail" in str(config.mapping or "").lower() else "ut"
 
 
 def _http(name: str, config: SystemConfig, session: requests.Session | None) -> HttpClient:
@@ -163,19 +154,26 @@ class OneCAdapter:
             if config.protocol == "soap"
             else None
         )
+        self.writer = OneCWriter(
+            self.odata, key_field=self.key_field, verify=str(self.options.get("verify", "response"))
+        )
         self._catalogs: OneCCatalogs | None = None
-        self._index: dict[str, _Found | None] = {}  # key → what 1C holds; None: looked up and absent
+        self._catalog_lock = threading.Lock()  # sync partitions run in threads: read the catalogs once
 
     # -- catalogs ----------------------------------------------------------------------------------------
 
     def _cats(self) -> OneCCatalogs:
         if self.soap is not None:
             raise soap_unsupported(self.system, "reading catalogs")
-        if self._catalogs is None:
-            store_ids = {str(k): str(v) for k, v in dict(self.options.get("store_ids") or {}).items()}
-            sku_field = str(self.options.get("sku_field", "Артикул"))
-            self._catalogs = read_catalogs(self.odata, self.spec, store_ids=store_ids, sku_field=sku_field)
+        with self._catalog_lock:
+            if self._catalogs is None:
+                self._catalogs = self._read_catalogs()
         return self._catalogs
+
+    def _read_catalogs(self) -> OneCCatalogs:
+        store_ids = {str(k): str(v) for k, v in dict(self.options.get("store_ids") or {}).items()}
+        sku_field = str(self.options.get("sku_field", "Артикул"))
+        return read_catalogs(self.odata, self.spec, store_ids=store_ids, sku_field=sku_field)
 
     def catalogs(self) -> dict[str, dict[str, Any]]:
         """The lookups of the shipped 1C mappings (``partners``, ``cards``, ``stores``, ``products`` …), read once."""
@@ -183,8 +181,9 @@ class OneCAdapter:
 
     def refresh_catalogs(self) -> None:
         """Forget the cached catalogs and looked-up keys (the next call reads them again): call once per run."""
-        self._catalogs = None
-        self._index.clear()
+        with self._catalog_lock:
+            self._catalogs = None
+        self.writer.forget()
 
     def partner_for_phone(self, phone: str) -> str | None:
         """The ``Ref_Key`` of the partner (Розница: person) with this phone, or None."""
@@ -211,6 +210,18 @@ class OneCAdapter:
             raise RemoteNotFoundError(f"no {self.spec.partners} or card in 1C for account {masked_account(account)}",
                                       system=self.system, field="account")  # fmt: skip
         return holder
+
+    def check_route(self, write: str) -> None:
+        """Refuse at start-up a route this 1C cannot serve (``documents``: receipts, over SOAP).
+
+        Args:
+            write: the route's ``write`` (``documents``, ``bonus_documents``, ``postings``).
+
+        Raises:
+            ConfigError: receipts routed to a 1C published over SOAP.
+        """
+        if self.soap is not None and write == "documents":
+            raise soap_unsupported(self.system, "writing receipts")
 
     # -- reading receipts --------------------------------------------------------------------------------
 
@@ -334,7 +345,7 @@ class OneCAdapter:
         """
         if self.soap is not None:
             return {}
-        return {key: found.ref for key, found in self._lookup((BONUS_DOCUMENT,), keys).items()}
+        return {key: found.ref for key, found in self.writer.lookup((BONUS_DOCUMENT,), keys).items()}
 
     def write_posting(self, posting: Posting, key: str) -> WriteResult:
         """Write ``posting`` as a posted ``НачислениеИСписаниеБонусныхБаллов`` unless ``key`` has one already."""
@@ -347,7 +358,7 @@ class OneCAdapter:
                                   program=self._program(), tz=self.tz, key_field=self.key_field, key=key)  # fmt: skip
             return BONUS_DOCUMENT, body
 
-        return self._write_once(key, (BONUS_DOCUMENT,), build)
+        return self.writer.write(key, (BONUS_DOCUMENT,), build)
 
     def _program(self) -> str:
         program = self.options.get("bonus_program") or self._cats().default_program()
@@ -363,14 +374,14 @@ class OneCAdapter:
         if self.soap is not None:
             raise soap_unsupported(self.system, "writing receipts")
         sets = tuple(dict.fromkeys((self.spec.sale_set, self.spec.return_set)))
-        return {key: found.ref for key, found in self._lookup(sets, keys).items()}
+        return {key: found.ref for key, found in self.writer.lookup(sets, keys).items()}
 
     def write_document(self, document: Sale | Return, key: str) -> WriteResult:
         """Write a canonical sale or return as a posted receipt unless ``key`` has one already."""
         if self.soap is not None:
             raise soap_unsupported(self.system, "writing receipts")
         target = self.spec.return_set if isinstance(document, Return) else self.spec.sale_set
-        return self._write_once(
+        return self.writer.write(
             key, (target,), lambda: receipt_document(document, self._receipt_context(document, key))
         )
 
@@ -405,78 +416,5 @@ class OneCAdapter:
         if original.system == self.system:
             return original.id
         sale_key = f"{key.split(':', 1)[0]}:{original.system}:{original.id}:sale"
-        found = self._known(sale_key, (self.spec.sale_set,))
+        found = self.writer.known(sale_key, (self.spec.sale_set,))
         return found.ref if found else EMPTY_GUID
-
-    # -- idempotent create -------------------------------------------------------------------------------
-
-    def _lookup(self, entity_sets: Sequence[str], keys: Iterable[str]) -> dict[str, _Found]:
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, _Found] = {}
-        for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            chunk = wanted[start : start + _LOOKUP_CHUNK]
-            flt = and_(or_(*(contains(self.key_field, k) for k in chunk)), eq("DeletionMark", False))
-            for entity_set in entity_sets:
-                rows = self.odata.query(
-                    entity_set, filter=flt, select=(self.key_field, "Posted"), orderby=("Date",)
-                )
-                for row in rows:
-                    comment = str(row.get(self.key_field) or "").strip()
-                    previous = found.get(comment)
-                    # Of duplicates left by an older tool, the posted one is the write to keep.
-                    if comment in chunk and (previous is None or (row.get("Posted") and not previous.posted)):
-                        found[comment] = _Found(entity_set, str(row["Ref_Key"]), bool(row.get("Posted")))
-        self._index.update({key: found.get(key) for key in wanted})
-        return found
-
-    def _known(self, key: str, entity_sets: Sequence[str]) -> _Found | None:
-        if key in self._index:
-            return self._index[key]
-        return self._lookup(entity_sets, [key]).get(key)
-
-    def _write_once(self, key: str, entity_sets: Sequence[str],
-                    build: Callable[[], tuple[str, dict[str, Any]]]) -> WriteResult:  # fmt: skip
-        found = self._known(key, entity_sets)
-        if found is not None:
-            return self._complete(found, key, build, created=False)
-        entity_set, body = build()
-        try:
-            stored = self.odata.create(entity_set, body, decode=False)
-        except RemoteError as error:
-            if not outcome_unknown(error):
-                raise
-            found = self._lookup(entity_sets, [key]).get(key)
-            _log.warning("onec.create_outcome_unknown", system=self.system, key=key, found=found is not None)
-            if found is not None:
-                return self._complete(found, key, build, created=True)
-            stored = self.odata.create(entity_set, body, decode=False)
-        ref = str(stored["Ref_Key"])
-        self._index[key] = _Found(entity_set, ref, posted=False)
-        if self.options.get("verify", "response") != "reread":
-            self._verify(entity_set, ref, body, stored)
-        self.odata.post_document(entity_set, ref)
-        if self.options.get("verify", "response") == "reread":
-            self._verify(entity_set, ref, body, self.odata.get(entity_set, ref, decode=False))
-        self._index[key] = _Found(entity_set, ref, posted=True)
-        return WriteResult(key, ref, created=True)
-
-    def _complete(self, found: _Found, key: str, build: Callable[[], tuple[str, dict[str, Any]]],
-                  *, created: bool) -> WriteResult:  # fmt: skip
-        """Post a document an earlier attempt created but did not post — after checking it is the one we meant."""
-        if not found.posted:
-            _, body = build()
-            self._verify(
-                found.entity_set, found.ref, body, self.odata.get(found.entity_set, found.ref, decode=False)
-            )
-            self.odata.post_document(found.entity_set, found.ref)
-            self._index[key] = replace(found, posted=True)
-        return WriteResult(key, found.ref, created)
-
-    def _verify(self, entity_set: str, ref: str, sent: dict[str, Any], stored: dict[str, Any]) -> None:
-        fields = differences(sent, stored)
-        if fields:
-            raise FatalRemoteError(
-                f"{self.system}: {entity_set}({ref}) was stored differently from what was sent "
-                f"(1C drops unknown fields and truncates silently): {', '.join(fields)}",
-                system=self.system, entity=entity_set, document=ref, fields=", ".join(fields),
-            )  # fmt: skip

@@ -123,6 +123,10 @@ class OneCCatalogs:
     registers: dict[str, str] = field(default_factory=dict)
     programs: dict[str, dict[str, Any]] = field(default_factory=dict)
     payment_kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _by_phone: dict[str, str] = field(default_factory=dict, repr=False)
+    _by_card: dict[str, str] = field(default_factory=dict, repr=False)
+    _card_of: dict[str, str] = field(default_factory=dict, repr=False)
+    _by_sku: dict[str, str] = field(default_factory=dict, repr=False)
 
     def for_mapping(self) -> dict[str, dict[str, Any]]:
         """The ``catalogs=`` argument of the mapping engine (see :mod:`connector.mapping`)."""
@@ -131,12 +135,25 @@ class OneCCatalogs:
             "registers": self.registers, "programs": self.programs, "payment_kinds": self.payment_kinds,
         }  # fmt: skip
 
+    def index(self) -> None:
+        """Build the reverse lookups (phone, card number, sku → key) once the catalogs are read."""
+        self._by_phone = {}
+        for ref, entry in self.partners.items():
+            if entry["phone"]:
+                self._by_phone.setdefault(entry["phone"], ref)
+        self._by_card = {}
+        self._card_of = {}
+        for ref, entry in self.cards.items():
+            if entry["number"]:
+                self._by_card.setdefault(entry["number"], ref)
+            if entry["partner"]:
+                self._card_of.setdefault(entry["partner"], ref)
+        self._by_sku = {entry["sku"]: ref for ref, entry in reversed(self.products.items()) if entry["sku"]}
+
     def partner_for_phone(self, phone: str) -> str | None:
         """The customer whose contact phone is ``phone`` (any national form), or None."""
         wanted = _e164(phone)
-        return next(
-            (ref for ref, entry in self.partners.items() if wanted and entry["phone"] == wanted), None
-        )
+        return self._by_phone.get(wanted) if wanted else None
 
     def partner_for_card(self, card: str) -> str | None:
         """The customer owning the loyalty card numbered ``card``, or None."""
@@ -145,15 +162,15 @@ class OneCCatalogs:
 
     def card_for_number(self, card: str) -> str | None:
         """The ``Ref_Key`` of the card numbered ``card``, or None."""
-        return next((ref for ref, entry in self.cards.items() if entry["number"] == card), None)
+        return self._by_card.get(card)
 
     def card_for_partner(self, partner: str) -> str | None:
         """The first card of ``partner``, or None."""
-        return next((ref for ref, entry in self.cards.items() if entry["partner"] == partner), None)
+        return self._card_of.get(partner)
 
     def product_for_sku(self, sku: str) -> str | None:
         """The item whose sku (``Артикул``) is ``sku``, or None."""
-        return next((ref for ref, entry in self.products.items() if entry["sku"] == sku), None)
+        return self._by_sku.get(sku)
 
     def store_ref(self, store: str) -> str | None:
         """The ``Склад``/``Магазин`` of a canonical store id (or of its own ``Ref_Key``), or None."""
@@ -230,6 +247,7 @@ def read_catalogs(
                 "type": row.get("ТипОплаты"),
                 "name": row.get("Description"),
             }
+    catalogs.index()
     _log.info("onec.catalogs", system=client.http.system, partners=len(catalogs.partners),
               cards=len(catalogs.cards), products=len(catalogs.products), stores=len(catalogs.stores))  # fmt: skip
     return catalogs

@@ -641,3 +641,27 @@ def test_soap_1c_offers_no_receipts_and_says_so(call: str) -> None:
     }
     with pytest.raises(ConfigError, match=r"not offered by the 1C web service.*protocol: odata"):
         actions[call]()
+
+
+def test_receipts_routed_to_a_soap_1c_are_refused_at_start_up() -> None:
+    adapter().check_route("documents")
+    adapter(protocol="soap").check_route("bonus_documents")
+    with pytest.raises(ConfigError, match=r"writing receipts is not offered"):
+        adapter(protocol="soap").check_route("documents")
+
+
+def test_lookup_of_many_keys_is_chunked_and_refresh_forgets(mocked: responses.RequestsMock) -> None:
+    keys = [f"onec:evotor:e{n}:accrual" for n in range(45)]
+    mocked.get(f"{BASE}/{BONUS_SET}", json=rows({"Ref_Key": ref(91), "Комментарий": f"{keys[3]}_reversal"}))
+    mocked.get(
+        f"{BASE}/{BONUS_SET}", json=rows({"Ref_Key": ref(90), "Комментарий": keys[44], "Posted": True})
+    )
+    onec = adapter()
+    assert onec.find_postings(keys) == {keys[44]: ref(90)}  # a longer key that contains one is not it
+    assert [params(c)["$filter"].count("substringof") for c in mocked.calls] == [40, 5]
+    assert onec.writer.known(keys[3], (BONUS_SET,)) is None  # remembered: no request
+    assert len(mocked.calls) == 2
+    onec.refresh_catalogs()
+    mocked.get(f"{BASE}/{BONUS_SET}", json=rows())
+    assert onec.writer.known(keys[3], (BONUS_SET,)) is None
+    assert len(mocked.calls) == 3

@@ -24,6 +24,7 @@ from connector.sandbox.onec import build_onec_app
 from connector.sandbox.world import OneCReceipt, Product, ReceiptLine, SandboxCustomer, Store, World
 
 MSK = ZoneInfo("Europe/Moscow")
+BONUS_SET = "Document_НачислениеИСписаниеБонусныхБаллов"
 START = datetime(2026, 11, 2, tzinfo=MSK)
 PROGRAM = "00000000-0000-0000-0000-000000000999"
 STORES = [
@@ -169,6 +170,13 @@ def test_bonus_document_written_posted_read_back_and_moves_the_balance(sandbox: 
     assert stored["Posted"] is True
     assert stored["Комментарий"] == "onec:evotor:evo-1:accrual"
     assert Decimal(str(stored["Начисление"][0]["Баллы"])) == Decimal("120")
+    if flavour == "ut":  # the shipped УТ mapping reads the document back as the posting it was written from
+        mapping = load_mapping("onec/ut11")
+        back = mapping.map(stored, system="onec", entity=BONUS_SET, catalogs=onec.catalogs())
+        assert isinstance(back, Posting)
+        assert (back.key, back.kind, back.amount, back.account) == (
+            "evotor:evo-1:accrual", "accrual", Decimal("120.00"), CUSTOMERS[0].phone)  # fmt: skip
+        assert back.expires_at == datetime(2027, 11, 5, tzinfo=MSK)
     holder = onec.holder_for_account(CUSTOMERS[0].phone)
     moves = [r.payload for r in onec.register_records(START, later, holder=holder)]
     assert sorted((m["RecordType"], Decimal(str(m["Начислено"]))) for m in moves if m["Recorder"] == result.remote_id) == [
