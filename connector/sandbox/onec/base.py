@@ -63,7 +63,7 @@ class Source:
     name: str
     rows: list[Packed]
     layout: Layout
-    to_json: Callable[[Packed], str]
+    to_json: Callable[[Packed], bytes]
     version: int
 
 
@@ -90,7 +90,7 @@ class OneCInfobase:
             name: coercers({k: t for k, t in entity.types.items() if k not in _UNWRITABLE})
             for name, entity in self.schema.items()
         }
-        self._json: OrderedDict[str, str] = OrderedDict()
+        self._json: OrderedDict[str, bytes] = OrderedDict()
         self._movements: dict[str, list[Packed]] = {}
         self._counters: dict[str, int] = {}
         self._version = 0
@@ -122,8 +122,8 @@ class OneCInfobase:
         source = self.source(entity_set)
         return [source.layout.unpack(row) for row in source.rows]
 
-    def row_json(self, entity_set: str, ref_key: str) -> str:
-        """The full 1C JSON of one object."""
+    def row_json(self, entity_set: str, ref_key: str) -> bytes:
+        """The full 1C JSON of one object, UTF-8 encoded."""
         self.get(entity_set, ref_key)
         return self._object_json(entity_set, self._objects[entity_set][_norm_guid(ref_key)])
 
@@ -144,13 +144,13 @@ class OneCInfobase:
                 return Source(entity_set, rows, self.layouts[entity_set], writer, self._version)
             if entity_set == REGISTER_RECORDS:
                 layout = self.register_layout
-                return Source(entity_set, self._records(), layout, layout.to_json, self._version)
+                return Source(entity_set, self._records(), layout, _utf8(layout), self._version)
             if entity_set == REGISTER:
                 sets = [
                     (records[0][0], records[0][1], tuple(records)) for records in self._movements.values()
                 ]
                 layout = self._record_set_layout
-                return Source(entity_set, sets, layout, layout.to_json, self._version)
+                return Source(entity_set, sets, layout, _utf8(layout), self._version)
             return self._section_source(entity_set)
 
     def movements(self) -> list[dict[str, Any]]:
@@ -318,12 +318,13 @@ class OneCInfobase:
         self._objects[entity_set][row["Ref_Key"]] = self.layouts[entity_set].pack(row)
         self._json.pop(row["Ref_Key"], None)
 
-    def _object_json(self, entity_set: str, packed: Packed) -> str:
-        # bounded: a full scan of a large base must not keep every document's text in memory
+    def _object_json(self, entity_set: str, packed: Packed) -> bytes:
+        # bounded: a full scan of a large base must not keep every document's text in memory; kept as UTF-8 so
+        # a page is a join of bytes, not an encode of megabytes of Cyrillic
         ref = packed[0]
         text = self._json.get(ref)
         if text is None:
-            text = self._json[ref] = self.layouts[entity_set].to_json(packed)
+            text = self._json[ref] = self.layouts[entity_set].to_json(packed).encode("utf-8")
             if len(self._json) > _JSON_CACHE_SIZE:
                 self._json.popitem(last=False)
         return text
@@ -340,7 +341,7 @@ class OneCInfobase:
                     position = layout.section_index[section]
                     rows = [line for row in self._objects[name].values() for line in row[position]]
                     line_layout = layout.sections[section]
-                    return Source(entity_set, rows, line_layout, line_layout.to_json, self._version)
+                    return Source(entity_set, rows, line_layout, _utf8(line_layout), self._version)
         raise OneCServiceError(f"Сегмент пути '{entity_set}' не найден", code="6", status=400)
 
 
@@ -383,6 +384,10 @@ class _Lines:
 @lru_cache(maxsize=64)
 def _line_coercers(layout: Layout) -> dict[str, Callable[[str, Any], Any]]:
     return coercers(layout.types)
+
+
+def _utf8(layout: Layout) -> Callable[[Packed], bytes]:
+    return lambda packed: layout.to_json(packed).encode("utf-8")
 
 
 def _dims(dims: tuple[str, ...], key: Any) -> dict[str, Any]:

@@ -37,13 +37,16 @@ class Layout:
         self.sections = {name: Layout(line_types) for name, line_types in (sections or {}).items()}
         self.section_index = {name: len(self.names) + offset for offset, name in enumerate(self.sections)}
         self.defaults = {name: default_value(edm_type) for name, edm_type in self.types.items()}
+        self._scalars = operator.itemgetter(*self.names) if len(self.names) > 1 else _single(self.names[0])
         self._template = json_template(self.types, tuple(self.sections))
 
     def pack(self, row: Mapping[str, Any]) -> Packed:
         """The tuple form of a complete row (every property present)."""
-        scalars = tuple(row[name] for name in self.names)
+        scalars: Packed = self._scalars(row)
+        if not self.sections:
+            return scalars
         lines = tuple(
-            tuple(layout.pack(line) for line in row[section]) for section, layout in self.sections.items()
+            tuple([layout.pack(line) for line in row[section]]) for section, layout in self.sections.items()
         )
         return scalars + lines
 
@@ -68,3 +71,7 @@ class Layout:
             for section, layout in self.sections.items()
         )
         return self._template(packed[: len(self.names)], arrays)
+
+
+def _single(name: str) -> Callable[[Mapping[str, Any]], Packed]:
+    return lambda row: (row[name],)

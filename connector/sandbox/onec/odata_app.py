@@ -94,7 +94,7 @@ def _format(request: Request) -> Format:
     return "atom"
 
 
-def _json(text: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _json(text: str | bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         text,
         status_code=status,
@@ -198,17 +198,15 @@ class _ODataService:
         return _json(json.dumps(body, ensure_ascii=False))
 
     def _envelope(
-        self, request: Request, fmt: Format, fragment: str, items: list[str], count: int | None
-    ) -> str:
-        parts = []
+        self, request: Request, fmt: Format, fragment: str, items: list[bytes], count: int | None
+    ) -> bytes:
+        head = []
         if fmt != "nometadata":
-            parts.append(
-                f'"odata.metadata":{json.dumps(f"{service_root(request)}/$metadata#{fragment}", ensure_ascii=False)}'
-            )
+            meta = json.dumps(f"{service_root(request)}/$metadata#{fragment}", ensure_ascii=False)
+            head.append(f'"odata.metadata":{meta},')
         if count is not None:
-            parts.append(f'"odata.count":"{count}"')
-        parts.append(f'"value":[{",".join(items)}]')
-        return "{" + ",".join(parts) + "}"
+            head.append(f'"odata.count":"{count}",')
+        return b"".join([("{" + "".join(head) + '"value":[').encode("utf-8"), b",".join(items), b"]}"])
 
     def _collection(self, request: Request, fmt: Format, name: str) -> Response:
         source = self.base.source(name)
@@ -222,7 +220,7 @@ class _ODataService:
         if select is None:
             items = [source.to_json(row) for row in page]
         else:
-            items = [dump_json(_pick(source.layout.unpack(row), select)) for row in page]
+            items = [dump_json(_pick(source.layout.unpack(row), select)).encode("utf-8") for row in page]
         return _json(self._envelope(request, fmt, name, items, count))
 
     def _count(self, request: Request, name: str) -> Response:
@@ -245,7 +243,9 @@ class _ODataService:
             headers["Location"] = location.encode("utf-8").decode("latin-1")
         if fmt == "atom":
             return atom.entry_response(root, name, row, select, status, headers)
-        body = self.base.row_json(name, ref) if select is None else dump_json(_pick(row, select))
+        body = (
+            self.base.row_json(name, ref).decode("utf-8") if select is None else dump_json(_pick(row, select))
+        )
         if fmt != "nometadata":
             meta = json.dumps(f"{root}/$metadata#{name}/@Element", ensure_ascii=False)
             body = f'{{"odata.metadata":{meta},{body[1:]}' if body != "{}" else f'{{"odata.metadata":{meta}}}'
@@ -312,7 +312,7 @@ class _ODataService:
         )
         dims = self._dimensions(args)
         rows = self.base.balance(period, condition, dims)
-        items = [dump_json(row) for row in rows]
+        items = [dump_json(row).encode("utf-8") for row in rows]
         return _json(self._envelope(request, fmt, f"{REGISTER}_Balance", items, None))
 
     def _dimensions(self, args: dict[str, str]) -> list[str] | None:

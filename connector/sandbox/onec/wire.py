@@ -74,8 +74,12 @@ def parse_datetime(text: str) -> datetime:
     return value.replace(tzinfo=None, microsecond=0)
 
 
+@lru_cache(maxsize=1 << 16)
 def canonical_decimal(value: Decimal) -> Decimal:
-    """The stored form of a double: no trailing zeros, no exponent, so ``str()`` writes what 1C writes."""
+    """The stored form of a double: no trailing zeros, no exponent, so ``str()`` writes what 1C writes.
+
+    Cached: prices and quantities recur, and equal amounts then share one object in memory.
+    """
     if not value:
         return _ZERO
     value = value.normalize()
@@ -296,9 +300,11 @@ def json_template(types: dict[str, str], sections: tuple[str, ...] = ()) -> Call
     convert = [(index, converter) for index, converter in enumerate(converters) if converter is not None]
 
     def write(values: tuple[Any, ...], arrays: tuple[str, ...] = ()) -> str:
-        row = list(values)
-        for index, converter in convert:
-            row[index] = converter(row[index])
-        return template % (*row, *arrays)
+        if convert:
+            row = list(values)
+            for index, converter in convert:
+                row[index] = converter(row[index])
+            values = tuple(row)
+        return template % (values + arrays if arrays else values)
 
     return write

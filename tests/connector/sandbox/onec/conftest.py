@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -55,47 +55,134 @@ def _line(no: int, sku: str, qty: str, price: str, amount: str, bonus: str = "0.
 
 def make_world() -> World:
     """Two stores, three products, two customers; a sale, its partial return, an anonymous sale, a bonus document."""
-    world = World(seed=7, start=date(2026, 11, 19), days=1, clean=False, program_yaml=PROGRAM_YAML,
-                  onec_program_ref=PROGRAM_REF)
+    world = World(
+        seed=7,
+        start=date(2026, 11, 19),
+        days=1,
+        clean=False,
+        program_yaml=PROGRAM_YAML,
+        onec_program_ref=PROGRAM_REF,
+    )
     world.stores = [
-        Store("st-1", "S01", "Тверская", "Europe/Moscow", "dev-1",
-              "7a1b2c3d-0002-11ee-8a3c-00155d0a1f01", "0d1f3c44-9a11-11ee-8a3c-00155d0a1f01"),
-        Store("st-2", "S02", "Екатеринбург", "Asia/Yekaterinburg", "dev-2",
-              "7a1b2c3d-0003-11ee-8a3c-00155d0a1f01", "0d1f3c44-9a12-11ee-8a3c-00155d0a1f01"),
+        Store(
+            "st-1",
+            "S01",
+            "Тверская",
+            "Europe/Moscow",
+            "dev-1",
+            "7a1b2c3d-0002-11ee-8a3c-00155d0a1f01",
+            "0d1f3c44-9a11-11ee-8a3c-00155d0a1f01",
+        ),
+        Store(
+            "st-2",
+            "S02",
+            "Екатеринбург",
+            "Asia/Yekaterinburg",
+            "dev-2",
+            "7a1b2c3d-0003-11ee-8a3c-00155d0a1f01",
+            "0d1f3c44-9a12-11ee-8a3c-00155d0a1f01",
+        ),
     ]
     world.products = [
-        Product("MILK-1", "Молоко 3,2%", "dairy", Decimal("89.90"), "ev-p1", "e5f6a7b8-6666-11ee-8a3c-00155d0a1f01",
-                "4601234567893"),
-        Product("CIG-1", "Сигареты", "tobacco", Decimal("250.00"), "ev-p2", "e5f6a7b8-6667-11ee-8a3c-00155d0a1f01",
-                "4601234567894"),
-        Product("BREAD-1", "Хлеб O'Brien", "bakery", Decimal("45.00"), "ev-p3",
-                "e5f6a7b8-6668-11ee-8a3c-00155d0a1f01", "4601234567895"),
+        Product(
+            "MILK-1",
+            "Молоко 3,2%",
+            "dairy",
+            Decimal("89.90"),
+            "ev-p1",
+            "e5f6a7b8-6666-11ee-8a3c-00155d0a1f01",
+            "4601234567893",
+        ),
+        Product(
+            "CIG-1",
+            "Сигареты",
+            "tobacco",
+            Decimal("250.00"),
+            "ev-p2",
+            "e5f6a7b8-6667-11ee-8a3c-00155d0a1f01",
+            "4601234567894",
+        ),
+        Product(
+            "BREAD-1",
+            "Хлеб O'Brien",
+            "bakery",
+            Decimal("45.00"),
+            "ev-p3",
+            "e5f6a7b8-6668-11ee-8a3c-00155d0a1f01",
+            "4601234567895",
+        ),
     ]
     world.customers = [
-        SandboxCustomer("+79161234567", "2000000000017", "Иванов Иван", date(1990, 5, 1), PARTNER_1, CARD_1, 1, 11),
+        SandboxCustomer(
+            "+79161234567", "2000000000017", "Иванов Иван", date(1990, 5, 1), PARTNER_1, CARD_1, 1, 11
+        ),
         SandboxCustomer("+79161234568", "2000000000024", "Петрова Анна", None, PARTNER_2, CARD_2, 2, 12),
     ]
     sale_at = datetime(2026, 11, 19, 14, 32, 7, tzinfo=MSK)
     world.receipts = [
-        Receipt("ev-sale", "sale", "st-1", 15, 3, sale_at, "+79161234567",
-                (_line(1, "MILK-1", "2", "89.90", "179.80", "50.00"), _line(2, "BREAD-1", "1", "45.00", "45.00")),
-                (("cash", Decimal("174.80")), ("bonus", Decimal("50.00"))), ("fn", "fd", "fp")),
+        Receipt(
+            "ev-sale",
+            "sale",
+            "st-1",
+            15,
+            3,
+            sale_at,
+            "+79161234567",
+            (_line(1, "MILK-1", "2", "89.90", "179.80", "50.00"), _line(2, "BREAD-1", "1", "45.00", "45.00")),
+            (("cash", Decimal("174.80")), ("bonus", Decimal("50.00"))),
+            ("fn", "fd", "fp"),
+        ),
     ]
     world.onec_receipts = [
-        OneCReceipt(SALE_REF, "ev-sale", "sale", "ТДМ-0001234", "onec:evotor:ev-sale:sale", "st-1", sale_at,
-                    "+79161234567",
-                    (_line(1, "MILK-1", "2", "89.90", "179.80", "50.00"), _line(2, "BREAD-1", "1", "45.00", "45.00"))),
-        OneCReceipt(RETURN_REF, "ev-ret", "return", "ТДМ-0001240", "onec:evotor:ev-ret:return", "st-1",
-                    sale_at + timedelta(hours=2), "+79161234567", (_line(1, "MILK-1", "1", "89.90", "89.90"),),
-                    original_ref_key=SALE_REF),
-        OneCReceipt(ANON_REF, "ev-anon", "sale", "ЕКБ-0000001", "onec:evotor:ev-anon:sale", "st-2",
-                    datetime(2026, 11, 19, 9, 0, 0, tzinfo=timezone.utc), None,
-                    (_line(1, "CIG-1", "1", "250.00", "250.00"),), posted=False, deletion_mark=True),
+        OneCReceipt(
+            SALE_REF,
+            "ev-sale",
+            "sale",
+            "ТДМ-0001234",
+            "onec:evotor:ev-sale:sale",
+            "st-1",
+            sale_at,
+            "+79161234567",
+            (_line(1, "MILK-1", "2", "89.90", "179.80", "50.00"), _line(2, "BREAD-1", "1", "45.00", "45.00")),
+        ),
+        OneCReceipt(
+            RETURN_REF,
+            "ev-ret",
+            "return",
+            "ТДМ-0001240",
+            "onec:evotor:ev-ret:return",
+            "st-1",
+            sale_at + timedelta(hours=2),
+            "+79161234567",
+            (_line(1, "MILK-1", "1", "89.90", "89.90"),),
+            original_ref_key=SALE_REF,
+        ),
+        OneCReceipt(
+            ANON_REF,
+            "ev-anon",
+            "sale",
+            "ЕКБ-0000001",
+            "onec:evotor:ev-anon:sale",
+            "st-2",
+            datetime(2026, 11, 19, 9, 0, 0, tzinfo=UTC),
+            None,
+            (_line(1, "CIG-1", "1", "250.00", "250.00"),),
+            posted=False,
+            deletion_mark=True,
+        ),
     ]
     world.onec_bonus_documents = [
-        OneCBonusDocument(BONUS_REF, "БН-000001", sale_at, "onec:evotor:ev-sale:accrual", PARTNER_1,
-                          accrual=Decimal("8"), write_off=Decimal("0"), active_from=date(2026, 12, 3),
-                          expires_on=date(2027, 12, 3)),
+        OneCBonusDocument(
+            BONUS_REF,
+            "БН-000001",
+            sale_at,
+            "onec:evotor:ev-sale:accrual",
+            PARTNER_1,
+            accrual=Decimal("8"),
+            write_off=Decimal("0"),
+            active_from=date(2026, 12, 3),
+            expires_on=date(2027, 12, 3),
+        ),
     ]
     return world
 

@@ -36,14 +36,21 @@ def receipt(partner: str = PARTNER, *, use_points: bool = True) -> dict[str, obj
             {"LineNumber": "2", "Сумма": 250, "СуммаБонусныхБалловКСписанию": 0},
         ],
         "БонусныеБаллы": [
-            {"LineNumber": "1", "БонуснаяПрограммаЛояльности_Key": PROGRAM, "ДатаНачисления": "2026-12-03T00:00:00",
-             "ДатаСписания": "2027-12-03T00:00:00", "СуммаБонусныхБаллов": 117},
+            {
+                "LineNumber": "1",
+                "БонуснаяПрограммаЛояльности_Key": PROGRAM,
+                "ДатаНачисления": "2026-12-03T00:00:00",
+                "ДатаСписания": "2027-12-03T00:00:00",
+                "СуммаБонусныхБаллов": 117,
+            },
         ],
     }
 
 
 def moves(base: OneCInfobase) -> list[tuple[str, str, Decimal, Decimal]]:
-    return [(r["RecordType"], r["Period"].isoformat(), r["Начислено"], r["КСписанию"]) for r in base.rows(RECORDS)]
+    return [
+        (r["RecordType"], r["Period"].isoformat(), r["Начислено"], r["КСписанию"]) for r in base.rows(RECORDS)
+    ]
 
 
 def test_a_created_document_is_unposted_and_moves_nothing(base: OneCInfobase) -> None:
@@ -88,7 +95,9 @@ def test_reposting_replaces_movements_and_unposting_removes_them(base: OneCInfob
     assert base.rows(RECEIPTS)[0]["Posted"] is False
 
 
-def test_manual_document_defers_accrual_schedules_expiry_and_writes_off_at_day_start(base: OneCInfobase) -> None:
+def test_manual_document_defers_accrual_schedules_expiry_and_writes_off_at_day_start(
+    base: OneCInfobase,
+) -> None:
     ref = base.create(
         MANUAL,
         {
@@ -115,7 +124,9 @@ def test_balance_excludes_the_boundary_moment_and_later_movements(base: OneCInfo
     before = base.balance(datetime(2026, 12, 3))
     after = base.balance(datetime(2026, 12, 3, 0, 0, 1))
     expired = base.balance(datetime(2028, 1, 1))
-    assert [(r["НачисленоBalance"], r["КСписаниюBalance"]) for r in before] == [(Decimal(-150), Decimal(-150))]
+    assert [(r["НачисленоBalance"], r["КСписаниюBalance"]) for r in before] == [
+        (Decimal(-150), Decimal(-150))
+    ]
     assert [(r["НачисленоBalance"], r["КСписаниюBalance"]) for r in after] == [(Decimal(-33), Decimal(-150))]
     assert [(r["НачисленоBalance"], r["КСписаниюBalance"]) for r in expired] == [(Decimal(-33), Decimal(-33))]
 
@@ -123,8 +134,11 @@ def test_balance_excludes_the_boundary_moment_and_later_movements(base: OneCInfo
 def test_every_write_changes_data_version(base: OneCInfobase) -> None:
     ref = base.create(RECEIPTS, receipt())
     versions = [base.rows(RECEIPTS)[0]["DataVersion"]]
-    for action in (lambda: base.update(RECEIPTS, ref, {"Комментарий": "x"}), lambda: base.post(RECEIPTS, ref),
-                   lambda: base.unpost(RECEIPTS, ref)):
+    for action in (
+        lambda: base.update(RECEIPTS, ref, {"Комментарий": "x"}),
+        lambda: base.post(RECEIPTS, ref),
+        lambda: base.unpost(RECEIPTS, ref),
+    ):
         action()
         versions.append(base.rows(RECEIPTS)[0]["DataVersion"])
     assert len(set(versions)) == 4
@@ -158,8 +172,12 @@ def test_retail_redemption_is_a_bonus_payment_row_and_returns_refund() -> None:
     base.create("Catalog_БонусныеПрограммыЛояльности", {"Ref_Key": PROGRAM})
     kind = base.create("Catalog_ВидыОплатЧекаККМ", {"ТипОплаты": "Бонусы"})
     card = base.create("Catalog_ИнформационныеКарты", {"КодКарты": "200"})
-    sale = {"Date": "2026-11-19T14:00:00", "ВидОперации": "Продажа", "ДисконтнаяКарта_Key": card,
-            "Оплата": [{"ВидОплаты_Key": kind, "Сумма": 50, "КоличествоБонусов": 50}]}
+    sale = {
+        "Date": "2026-11-19T14:00:00",
+        "ВидОперации": "Продажа",
+        "ДисконтнаяКарта_Key": card,
+        "Оплата": [{"ВидОплаты_Key": kind, "Сумма": 50, "КоличествоБонусов": 50}],
+    }
     base.post("Document_ЧекККМ", base.create("Document_ЧекККМ", sale))
     base.post("Document_ЧекККМ", base.create("Document_ЧекККМ", sale | {"ВидОперации": "Возврат"}))
     records = base.rows(RECORDS)

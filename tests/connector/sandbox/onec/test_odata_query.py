@@ -23,15 +23,36 @@ TYPES = {
 SECTIONS = {"Товары": {"Ref_Key": "Guid", "LineNumber": "Int64", "Цена": "Double"}}
 FIELDS = Fields.of_dicts(TYPES, SECTIONS)
 ROWS: list[dict[str, Any]] = [
-    {"Ref_Key": "00000000-0000-0000-0000-00000000000a", "Description": "O'Brien", "Date": datetime(2026, 11, 1, 10),
-     "Сумма": Decimal("100.50"), "DeletionMark": False, "LineNumber": Int64(1), "ВидОперации": "Продажа",
-     "Товары": [{"Цена": Decimal("1500")}]},
-    {"Ref_Key": "00000000-0000-0000-0000-00000000000b", "Description": "Иванов", "Date": datetime(2026, 11, 2, 0),
-     "Сумма": Decimal("20"), "DeletionMark": True, "LineNumber": Int64(2), "ВидОперации": "Возврат",
-     "Товары": [{"Цена": Decimal("10")}, {"Цена": Decimal("20")}]},
-    {"Ref_Key": "00000000-0000-0000-0000-00000000000c", "Description": "Петров", "Date": datetime(2026, 11, 3, 23),
-     "Сумма": Decimal("20"), "DeletionMark": False, "LineNumber": Int64(3), "ВидОперации": "Продажа",
-     "Товары": []},
+    {
+        "Ref_Key": "00000000-0000-0000-0000-00000000000a",
+        "Description": "O'Brien",
+        "Date": datetime(2026, 11, 1, 10),
+        "Сумма": Decimal("100.50"),
+        "DeletionMark": False,
+        "LineNumber": Int64(1),
+        "ВидОперации": "Продажа",
+        "Товары": [{"Цена": Decimal("1500")}],
+    },
+    {
+        "Ref_Key": "00000000-0000-0000-0000-00000000000b",
+        "Description": "Иванов",
+        "Date": datetime(2026, 11, 2, 0),
+        "Сумма": Decimal("20"),
+        "DeletionMark": True,
+        "LineNumber": Int64(2),
+        "ВидОперации": "Возврат",
+        "Товары": [{"Цена": Decimal("10")}, {"Цена": Decimal("20")}],
+    },
+    {
+        "Ref_Key": "00000000-0000-0000-0000-00000000000c",
+        "Description": "Петров",
+        "Date": datetime(2026, 11, 3, 23),
+        "Сумма": Decimal("20"),
+        "DeletionMark": False,
+        "LineNumber": Int64(3),
+        "ВидОперации": "Продажа",
+        "Товары": [],
+    },
 ]
 
 
@@ -103,7 +124,9 @@ def test_select_keeps_known_fields_and_navigation_paths_but_refuses_unknown() ->
     assert caught.value.code == "14"
 
 
-@pytest.mark.parametrize("params", [{"$top": "-1"}, {"$skip": "x"}, {"$inlinecount": "sometimes"}, {"$orderby": "Nope"}])
+@pytest.mark.parametrize(
+    "params", [{"$top": "-1"}, {"$skip": "x"}, {"$inlinecount": "sometimes"}, {"$orderby": "Nope"}]
+)
 def test_bad_paging_options_are_code_14(params: dict[str, str]) -> None:
     with pytest.raises(OneCServiceError) as caught:
         parse_query(params, FIELDS)
