@@ -230,3 +230,18 @@ def test_a_charge_takes_points_away(world: World, crm_url: str) -> None:
         _posting(world, "crm:e2e:spend:redemption", "-40.00", "redemption"), "crm:e2e:spend:redemption"
     )
     assert crm.account_balance(account_id) == before - Decimal("40.00")
+
+
+def test_the_feed_with_the_dup_fault_yields_each_operation_once(world: World) -> None:
+    app = faults_middleware(build_crm_app(world, rate_per_second=0), FaultInjector("crm:dup=1"), "crm")
+    with _serve(app) as url:
+        config = SystemConfig(
+            adapter="crm", base_url=url, api_key=DEFAULT_API_KEY, options={"feed_limit": 20}
+        )
+        crm = CrmAdapter("crm", config)
+        records = list(crm.operations(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)))
+        keys = crm.find_postings(op.comment for op in world.crm_operations)
+    assert len(world.crm_operations) > 100  # several pages of 20
+    assert sorted(int(r.id) for r in records) == sorted(op.id for op in world.crm_operations)
+    assert set(keys) == {op.comment for op in world.crm_operations if op.comment}
+    assert any(key.startswith("crm:evotor:") for key in keys)
