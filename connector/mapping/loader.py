@@ -8,16 +8,19 @@ is the order their ``select`` rules are tried.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping as MappingABC
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from jmespath.parser import ParsedResult
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from connector.errors import ConfigError
 from connector.mapping.spec import DocumentSpec, PostingSpec, ReceiptSpec
+from connector.mapping.transforms import Transform
 from connector.program import DecimalLoader
 
 __all__ = ["load_spec", "resolve", "shipped_mappings", "shipped_root"]
@@ -109,6 +112,44 @@ def _locate(loc: tuple[Any, ...], lines: MappingABC[_YamlPath, int]) -> tuple[st
     return key, lines.get(path)
 
 
+def _param_references(value: Any, at: _YamlPath) -> Iterator[tuple[str, _YamlPath]]:
+    """Every mapping parameter a spec names (``param('x')`` in expressions, ``$x`` in transform arguments)."""
+    if isinstance(value, ParsedResult):
+        yield from ((name, at) for name in _param_calls(value.parsed))
+    elif isinstance(value, Transform):
+        yield from _param_references(value.args, (*at, value.name))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _param_references(getattr(value, name), (*at, name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _param_references(item, (*at, str(key)))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _param_references(item, (*at, index))
+    elif isinstance(value, str) and value.startswith("$") and len(at) >= 2 and at[-1] in {"zone", "value"}:
+        yield value[1:], at
+
+
+def _param_calls(node: MappingABC[str, Any]) -> Iterator[str]:
+    children = node.get("children", ())
+    is_param = node.get("type") == "function_expression" and node.get("value") == "param" and children
+    if is_param and children[0].get("type") == "literal" and isinstance(children[0].get("value"), str):
+        yield children[0]["value"]
+    for child in children:
+        if isinstance(child, MappingABC):
+            yield from _param_calls(child)
+
+
+def _check_params(spec: ReceiptSpec | PostingSpec, path: Path, lines: MappingABC[_YamlPath, int]) -> None:
+    for name, at in _param_references(spec, ()):
+        if name not in spec.params:
+            key, line = _locate(at, lines)
+            declared = ", ".join(sorted(spec.params)) or "none"
+            message = f"invalid mapping: unknown parameter {name!r} (params: declares {declared})"
+            raise ConfigError(message, file=str(path), line=line, key=key or None)
+
+
 def load_spec(path: Path) -> ReceiptSpec | PostingSpec:
     """Load and validate one mapping file: schema, JMESPath expressions, transform names and arguments.
 
@@ -118,11 +159,14 @@ def load_spec(path: Path) -> ReceiptSpec | PostingSpec:
     data, node = _compose(path)
     if not isinstance(data, dict):
         raise ConfigError("a mapping file is a YAML mapping (system:, produces:, …)", file=str(path), line=1)
+    lines = _lines(node, (), {})
     try:
-        return _SPEC_ADAPTER.validate_python(data)
+        spec = _SPEC_ADAPTER.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ("produces",) if first["type"].startswith("union_tag") else tuple(first["loc"])
-        key, line = _locate(loc, _lines(node, (), {}))
+        key, line = _locate(loc, lines)
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"invalid mapping: {message}", file=str(path), line=line, key=key or None) from None
+    _check_params(spec, path, lines)
+    return spec

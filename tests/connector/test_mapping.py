@@ -667,6 +667,18 @@ def test_custom_mapping_file_maps_by_path(tmp_path: Path) -> None:
         ),
         (minimal("  status:", "  stauts:"), 10, "fields.stauts", "Input should be"),
         (minimal("produces: posting", "produces: postings"), 2, "produces", "'receipt', 'posting'"),
+        (
+            minimal("{datetime: UTC}", "{datetime: $zone}"),
+            9,
+            "fields.occurred_at.transforms[0].datetime",
+            "parameter 'zone'",
+        ),
+        (
+            minimal("account: phone", "account: \"param('who')\""),
+            5,
+            "fields.account",
+            "unknown parameter 'who'",
+        ),
     ],
 )
 def test_invalid_mapping_is_a_config_error_with_file_and_line(
