@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from connector.model import DocRef
 from connector.store.types import Amount, Id, JSONDocument, UTCDateTime
 
 __all__ = [
@@ -147,6 +148,26 @@ class CrossRef(Base):
         ),
         Index(None, "right_system", "right_kind", "right_id"),
     )
+
+    @classmethod
+    def between(cls, one: DocRef, other: DocRef, method: str) -> CrossRef:
+        """A cross-reference row for two refs in either order (stored with the smaller ref on the left).
+
+        Example:
+            >>> CrossRef.between(DocRef(system="onec", kind="cheque", id="g-1"),
+            ...                  DocRef(system="evotor", kind="receipt", id="d-1"), "external_id").left_system
+            'evotor'
+        """
+        left, right = sorted((one, other), key=lambda ref: (ref.system, ref.kind, ref.id))
+        return cls(
+            left_system=left.system,
+            left_kind=left.kind,
+            left_id=left.id,
+            right_system=right.system,
+            right_kind=right.kind,
+            right_id=right.id,
+            method=method,
+        )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     left_system: Mapped[str] = mapped_column(String(64))

@@ -59,7 +59,13 @@ def _run_online() -> None:
         engine.dispose()
 
 
-if context.is_offline_mode():
-    _run_offline()
-else:
-    _run_online()
+def _in_alembic_run() -> bool:
+    # False when a tool that loads every module imports this file outside an Alembic run: nothing to do then.
+    return getattr(context, "config", None) is not None
+
+
+if _in_alembic_run():
+    if context.is_offline_mode():
+        _run_offline()
+    else:
+        _run_online()

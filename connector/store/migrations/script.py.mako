@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 ${imports if imports else ""}
 
+__all__ = ["downgrade", "upgrade"]
+
 revision: str = ${repr(up_revision)}
 down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -200,6 +201,14 @@ def test_a_naive_moment_is_refused(store: Store) -> None:
 
 
 # --- concurrency: several OS processes append the same postings ------------------------------------------------
+
+
+def test_threads_sharing_one_store_append_each_key_once(store: Store) -> None:
+    postings = _many_postings(60)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        stored = list(pool.map(store.ledger.append, postings * 3))
+    assert stored == postings * 3
+    assert _rows(store) == 60
 
 
 def _many_postings(count: int) -> list[Posting]:
