@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from connector.sandbox.crm import build_crm_app
+from connector.sandbox.faults import FaultInjector, faults_middleware
 from connector.sandbox.world import CrmOperation, World
 from tests.connector.sandbox._servers import CUSTOMERS, MSK, make_world, serve
 
@@ -258,3 +259,24 @@ def test_503_when_the_key_is_over_its_budget(world: World) -> None:
 
     assert [a.status_code for a in answers] == [200, 200, 503]
     assert answers[2].json()["success"] is False
+
+
+def test_dup_fault_repeats_one_operation_per_feed_page_boundary(world: World) -> None:
+    world.crm_operations[:] = [
+        CrmOperation(n, 160, "credit", Decimal("2"), datetime(2026, 11, 1, 10, tzinfo=MSK), f"op-{n}")
+        for n in range(1, 51)
+    ]
+    app = faults_middleware(
+        build_crm_app(world, clock=lambda: NOW, rate_per_second=0), FaultInjector("crm:dup=1"), "crm"
+    )
+    with serve(app) as url:
+        api = f"{url}/api/v5/loyalty"
+        pages = [_feed(api, 20)]
+        while "nextCursor" in pages[-1]["pagination"] and len(pages) < 10:
+            pages.append(_feed(api, 20, pages[-1]["pagination"]["nextCursor"]))
+
+    ids = [[o["id"] for o in page["bonusOperations"]] for page in pages]
+    assert ids[0] == list(range(1, 21))
+    assert [page[0] for page in ids[1:]] == [20, 39]  # each later page starts with the last one seen
+    assert sorted({op for page in ids for op in page}) == list(range(1, 51))
+    assert sum(len(page) for page in ids) - 50 == len(pages) - 1
