@@ -169,15 +169,15 @@ class EndpointSpec(_Spec):
 
     path: str
     method: Literal["GET", "POST", "PUT", "PATCH"] = "GET"
-    params: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
     body: dict[str, Any] = Field(default_factory=dict)
     encoding: Literal["json", "form"] = "json"
     items: str | None = None
     id: str | None = None
     value: str | None = None
     paginator: PaginatorSpec = Field(default_factory=PaginatorSpec)
-    by_phone: dict[str, str] = Field(default_factory=dict)
-    by_card: dict[str, str] = Field(default_factory=dict)
+    by_phone: dict[str, Any] = Field(default_factory=dict)
+    by_card: dict[str, Any] = Field(default_factory=dict)
     fields: dict[str, str] = Field(default_factory=dict)
 
     _templates = field_validator("path", "params", "body", "by_phone", "by_card")(_check_templates)
@@ -292,8 +292,10 @@ class GenericCrmBackend:
         self.client: HttpClient = client(http_config(name, config), _auth(name, config, self.definition.auth))
         self._fields = {field: jmespath.compile(path) for field, path in self.definition.fields.items()}
 
-    def _list(self, spec: EndpointSpec, values: Mapping[str, Any], extra: Mapping[str, str]) -> Iterator[Any]:
-        params = _render_all({**spec.params, **extra}, values)
+    def _list(self, spec: EndpointSpec, values: Mapping[str, Any], extra: Mapping[str, Any]) -> Iterator[Any]:
+        rendered = _render_all({**spec.params, **extra}, values)
+        # YAML booleans go out as JSON spells them, not as Python's True/False
+        params = {name: str(v).lower() if isinstance(v, bool) else v for name, v in rendered.items()}
         path = str(_render(spec.path, values))
         return paginate(self.client, path, build_paginator(spec.paginator), spec.items, params=params)
 

@@ -162,7 +162,7 @@ def test_each_paginator_kind_reads_the_operations_to_the_end(
 ) -> None:
     for body in pages:
         mocked.get(f"{BASE}/operations", json=body)
-    params = {"type": "bonus"} if paginator["kind"] == "cursor" else {}
+    params: dict[str, Any] = {"type": "bonus"} if paginator["kind"] == "cursor" else {}
     crm = hub(definition(operations={"path": "operations", "items": "items", "params": params,
                                      "paginator": paginator}))  # fmt: skip
     assert crm.find_postings(["crm:a", "crm:b", "crm:c"]) == {"crm:a": "op-1", "crm:c": "op-3"}
@@ -257,3 +257,14 @@ def test_definition_may_sit_directly_in_options(mocked: responses.RequestsMock) 
         "hub", SystemConfig(adapter="crm", preset="generic", base_url=BASE, token="t-1234", options=options)
     )
     assert crm.account_balance("c-1") == Decimal(3)
+
+
+def test_numeric_parameters_from_yaml_are_sent_as_given(mocked: responses.RequestsMock) -> None:
+    mocked.get(f"{BASE}/operations", json={"items": [op(1, "crm:a")]})
+    crm = hub(
+        definition(
+            operations={"path": "operations", "items": "items", "params": {"limit": 500, "active": True}}
+        )
+    )
+    assert crm.find_postings(["crm:a"]) == {"crm:a": "op-1"}
+    assert query(mocked.calls[0]) == {"limit": ["500"], "active": ["true"]}
