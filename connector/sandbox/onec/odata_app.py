@@ -16,6 +16,7 @@ import re
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -79,8 +80,22 @@ def service_root(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}/odata/standard.odata"
 
 
+def _params(request: Request) -> dict[str, str]:
+    """Query options decoded as 1C decodes them: ``%XX`` only — a ``+`` stays a plus, not a space.
+
+    Clients that let their HTTP library encode spaces as ``+`` (``requests``' ``params=``) break on a real base;
+    they break here the same way (reference/onec.md §1.4).
+    """
+    params = {}
+    for part in request.url.query.split("&"):
+        name, _, value = part.partition("=")
+        if name:
+            params[unquote(name)] = unquote(value)
+    return params
+
+
 def _format(request: Request) -> Format:
-    requested = request.query_params.get("$format")
+    requested = _params(request).get("$format")
     if requested:
         text = requested.lower().replace(" ", "")
         if text == "json" or text.startswith("application/json"):
@@ -210,7 +225,7 @@ class _ODataService:
 
     def _collection(self, request: Request, fmt: Format, name: str) -> Response:
         source = self.base.source(name)
-        query = parse_query(request.query_params, Fields.of_layout(source.layout))
+        query = parse_query(_params(request), Fields.of_layout(source.layout))
         page, total = run_query(query, source.name, source.version, source.rows, self.cache)
         count = total if query.inlinecount else None
         if fmt == "atom":
@@ -225,16 +240,14 @@ class _ODataService:
 
     def _count(self, request: Request, name: str) -> Response:
         source = self.base.source(name)
-        query = parse_query(
-            {"$filter": request.query_params.get("$filter", "")}, Fields.of_layout(source.layout)
-        )
+        query = parse_query({"$filter": _params(request).get("$filter", "")}, Fields.of_layout(source.layout))
         _, total = run_query(query, source.name, source.version, source.rows, self.cache)
         return Response(str(total), media_type="text/plain;charset=utf-8")
 
     def _single(self, request: Request, fmt: Format, name: str, ref: str, status: int = 200) -> Response:
         root = service_root(request)
         self.base.entity_schema(name)
-        select = parse_query(request.query_params, Fields.of_layout(self.base.layouts[name])).select
+        select = parse_query(_params(request), Fields.of_layout(self.base.layouts[name])).select
         row = self.base.get(name, ref)
         headers = {}
         if status == 201:
@@ -288,7 +301,7 @@ class _ODataService:
 
     @staticmethod
     def _posting_mode(request: Request) -> None:
-        mode = request.query_params.get("PostingModeOperational", "false").lower()
+        mode = _params(request).get("PostingModeOperational", "false").lower()
         if mode not in ("true", "false"):
             raise OneCServiceError(
                 f"Неверное значение параметра PostingModeOperational: '{mode}'", code="1", status=400

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
+from uuid import UUID
 
 import requests
 from lxml import etree
@@ -292,10 +296,6 @@ def test_urls_follow_the_mount_point(ut: Served, http: requests.Session) -> None
 
 
 def big_world(world: Any, receipts: int) -> Any:
-    from dataclasses import replace
-    from datetime import timedelta
-    from uuid import UUID
-
     template = world.onec_receipts[0]
     lines = (*template.lines, replace(template.lines[0], line_no=3, sku="CIG-1"))
     world.onec_receipts = [
@@ -312,8 +312,6 @@ def big_world(world: Any, receipts: int) -> Any:
 
 
 def test_a_page_of_1000_receipts_is_served_fast(serve: Any, world: Any, http: requests.Session) -> None:
-    import time
-
     served = serve(big_world(world, 3000))
     page = url(
         served,
@@ -335,3 +333,11 @@ def test_a_page_of_1000_receipts_is_served_fast(serve: Any, world: Any, http: re
         timings.append(time.perf_counter() - started)
         assert response.status_code == 200
     assert min(timings) < 0.1, timings
+
+
+def test_plus_for_space_is_not_a_space_as_on_a_real_base(ut: Served, http: requests.Session) -> None:
+    strict = http.get(f"{ut.odata}/Catalog_Склады", params={"$format": "json", "$filter": "Code eq 'S01'"})
+    careful = get_json(http, ut, "Catalog_Склады", **{"$filter": "Code eq 'S01'"})
+    assert "+" in strict.url
+    assert (strict.status_code, strict.json()["odata.error"]["code"]) == (400, "14")
+    assert len(careful["value"]) == 1
