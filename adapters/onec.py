@@ -1,5 +1,5 @@
-"""1C:Enterprise: receipts, the bonus register and catalogs read over OData; bonus documents and receipts written
-idempotently (DESIGN §4, §5; reference/onec.md).
+"""1C:Enterprise: receipts, the bonus register and catalogs read over OData; bonus documents and receipts
+written idempotently (DESIGN §4, §5; reference/onec.md).
 
 Configuration (``systems.<name>`` in ``connector.yaml``)::
 
@@ -20,18 +20,19 @@ Configuration (``systems.<name>`` in ``connector.yaml``)::
 **Reading.** :meth:`OneCAdapter.documents` reads a store's receipts day by day (``Date`` window as zone-less
 ``datetime'…'`` literals, the store by ``Склад_Key``/``Магазин_Key``, ``$select`` of what the mappings use,
 paged by the OData client). Documents marked for deletion are *skipped* there and reported by
-:meth:`OneCAdapter.deleted_documents` instead — whole, so their mapping yields status ``deleted`` and the journal
-can retire them; unposted ones are returned (the mapping makes them ``draft``). Catalogs are read once per run
-and cached (:meth:`OneCAdapter.catalogs`, :meth:`OneCAdapter.refresh_catalogs`).
+:meth:`OneCAdapter.deleted_documents` instead — whole, so their mapping yields status ``deleted`` and the
+journal can retire them; unposted ones are returned (the mapping makes them ``draft``). Catalogs are read once
+per run and cached (:meth:`OneCAdapter.catalogs`, :meth:`OneCAdapter.refresh_catalogs`).
 
 **Writing** (:mod:`adapters.onec_writer`). Every create is idempotent: the caller's key is stored in
 ``Комментарий`` (or ``options.external_id_field``) and looked up before creating — in batches by
 :meth:`OneCAdapter.find_postings` / :meth:`OneCAdapter.find_documents`, whose answer is remembered so that a
-following write of an absent key costs exactly create + ``Post``. What 1C stored is compared with what was sent
-before posting. Bodies are built in :mod:`adapters.onec_payloads`.
+following write of an absent key costs exactly create + ``Post``. What 1C stored is compared with what was
+sent before posting. Bodies are built in :mod:`adapters.onec_payloads`.
 
-**SOAP** (``protocol: soap``, :mod:`adapters.onec_soap`): the bonus balance and bonus operations only; receipts,
-the register and catalogs raise a :class:`~connector.errors.ConfigError` that says so (see :meth:`check_route`).
+**SOAP** (``protocol: soap``, :mod:`adapters.onec_soap`): the bonus balance and bonus operations only;
+receipts, the register and catalogs raise a :class:`~connector.errors.ConfigError` that says so (see
+:meth:`check_route`).
 """
 
 from __future__ import annotations
@@ -87,8 +88,14 @@ def available_points(accrued: Decimal, to_write_off: Decimal) -> Decimal:
     return max(Decimal(0), accrued - max(Decimal(0), to_write_off))
 
 
-_FLAVOUR_NAMES: dict[str, Flavour] = {"ut": "ut", "ut11": "ut", "ka2": "ut", "erp": "ut", "retail": "retail",
-                                       "retail2": "retail"}  # fmt: skip
+_FLAVOUR_NAMES: dict[str, Flavour] = {
+    "ut": "ut",
+    "ut11": "ut",
+    "ka2": "ut",
+    "erp": "ut",
+    "retail": "retail",
+    "retail2": "retail",
+}
 
 
 def _flavour(config: SystemConfig) -> Flavour:
@@ -104,10 +111,11 @@ def _flavour(config: SystemConfig) -> Flavour:
 def _http(name: str, config: SystemConfig, session: requests.Session | None) -> HttpClient:
     rate = config.rate_limit
     policy = HttpPolicy(
-        connect_timeout=config.timeouts.connect, read_timeout=config.timeouts.read,
+        connect_timeout=config.timeouts.connect,
+        read_timeout=config.timeouts.read,
         rate=RateBudget(requests=rate.requests, per_seconds=rate.per_seconds) if rate else None,
         max_retries=int(config.options.get("max_retries", 5)),
-    )  # fmt: skip
+    )
     base_url = config.base_url if config.base_url.endswith(_ODATA_ROOT) else config.base_url + _ODATA_ROOT
     auth = BasicAuth(config.user, config.password or "") if config.user else None
     return HttpClient(SystemHttpConfig(system=name, base_url=base_url, policy=policy), session, auth=auth)
@@ -123,7 +131,7 @@ def _day_windows(since: datetime, until: datetime, days: int) -> Iterator[tuple[
 
 
 class OneCAdapter:
-    """One 1C base (УТ 11 / КА 2 / ERP or Розница 2): a document source and target, a ledger source and target.
+    """One 1C base (УТ 11 / КА 2 / ERP or Розница 2): document source and target, ledger source and target.
 
     Args:
         name: the configured system name.
@@ -137,8 +145,14 @@ class OneCAdapter:
         >>> onec.write_posting(posting, key=f"onec:{posting.key}")                 # doctest: +SKIP
     """
 
-    def __init__(self, name: str, config: SystemConfig, *, session: requests.Session | None = None,
-                 http: HttpClient | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        config: SystemConfig,
+        *,
+        session: requests.Session | None = None,
+        http: HttpClient | None = None,
+    ) -> None:
         self.system = name
         self.config = config
         self.options = dict(config.options)
@@ -176,11 +190,11 @@ class OneCAdapter:
         return read_catalogs(self.odata, self.spec, store_ids=store_ids, sku_field=sku_field)
 
     def catalogs(self) -> dict[str, dict[str, Any]]:
-        """The lookups of the shipped 1C mappings (``partners``, ``cards``, ``stores``, ``products`` …), read once."""
+        """The lookups the shipped 1C mappings use (``partners``, ``cards``, ``stores``, ``products`` …)."""
         return self._cats().for_mapping()
 
     def refresh_catalogs(self) -> None:
-        """Forget the cached catalogs and looked-up keys (the next call reads them again): call once per run."""
+        """Forget the cached catalogs and looked-up keys: the next call reads them again (once per run)."""
         with self._catalog_lock:
             self._catalogs = None
         self.writer.forget()
@@ -207,8 +221,11 @@ class OneCAdapter:
             partner = cats.partner_for_phone(account)
             holder = partner if self.spec.name == "ut" or partner is None else cats.card_for_partner(partner)
         if holder is None:
-            raise RemoteNotFoundError(f"no {self.spec.partners} or card in 1C for account {masked_account(account)}",
-                                      system=self.system, field="account")  # fmt: skip
+            raise RemoteNotFoundError(
+                f"no {self.spec.partners} or card in 1C for account {masked_account(account)}",
+                system=self.system,
+                field="account",
+            )
         return holder
 
     def check_route(self, write: str) -> None:
@@ -230,8 +247,9 @@ class OneCAdapter:
         known = list(dict.fromkeys(self._cats().stores.values()))
         return [store for store in known if not self.config.stores or store in self.config.stores]
 
-    def documents(self, store: str, since: datetime, until: datetime, *,
-                  kinds: Sequence[str] = ("sale", "return")) -> Iterator[RawRecord]:  # fmt: skip
+    def documents(
+        self, store: str, since: datetime, until: datetime, *, kinds: Sequence[str] = ("sale", "return")
+    ) -> Iterator[RawRecord]:
         """Sales and returns of ``store`` dated in ``[since, until)``, not marked for deletion, each once.
 
         Args:
@@ -244,23 +262,30 @@ class OneCAdapter:
         yield from self._receipts(store, since, until, kinds, deleted=False)
 
     def deleted_documents(self, store: str, since: datetime, until: datetime) -> Iterator[RawRecord]:
-        """Receipts of the window marked for deletion (``DeletionMark``), whole: their mapping status is ``deleted``."""
+        """Receipts of the window marked for deletion, whole: their mapping status is ``deleted``."""
         yield from self._receipts(store, since, until, ("sale", "return"), deleted=True)
 
-    def _receipts(self, store: str, since: datetime, until: datetime, kinds: Sequence[str],
-                  *, deleted: bool) -> Iterator[RawRecord]:  # fmt: skip
+    def _receipts(
+        self, store: str, since: datetime, until: datetime, kinds: Sequence[str], *, deleted: bool
+    ) -> Iterator[RawRecord]:
         if self.soap is not None:
             raise soap_unsupported(self.system, "reading receipts")
         store_ref = self._cats().store_ref(store)
         if store_ref is None:
-            raise ConfigError(f"store {store!r} is not a {self.spec.stores} of 1C: map it in options.store_ids",
-                              system=self.system)  # fmt: skip
+            raise ConfigError(
+                f"store {store!r} is not a {self.spec.stores} of 1C: map it in options.store_ids",
+                system=self.system,
+            )
         canonical = self._cats().stores[store_ref]
         window_days = int(self.options.get("window_days", 1))
         for entity_set, select, kind_filter in self._receipt_sets(kinds):
             for start, end in _day_windows(since, until, window_days):
-                parts = [ge("Date", datetime_literal(start, self.tz)), lt("Date", datetime_literal(end, self.tz)),
-                         eq(self.spec.store_field, guid(store_ref)), eq("DeletionMark", deleted)]  # fmt: skip
+                parts = [
+                    ge("Date", datetime_literal(start, self.tz)),
+                    lt("Date", datetime_literal(end, self.tz)),
+                    eq(self.spec.store_field, guid(store_ref)),
+                    eq("DeletionMark", deleted),
+                ]
                 flt = and_(*parts, *([kind_filter] if kind_filter else []))
                 use_select = select if self.options.get("select", True) else None
                 for row in self.odata.query(
@@ -275,8 +300,10 @@ class OneCAdapter:
         if spec.sale_set == spec.return_set and {"sale", "return"} <= set(kinds):
             return [(spec.sale_set, spec.sale_select, None)]
         sets: list[tuple[str, tuple[str, ...], Filter | None]] = []
-        for kind, entity_set, select, marker in (("sale", spec.sale_set, spec.sale_select, spec.sale_kind),
-                                                 ("return", spec.return_set, spec.return_select, spec.return_kind)):  # fmt: skip
+        for kind, entity_set, select, marker in (
+            ("sale", spec.sale_set, spec.sale_select, spec.sale_kind),
+            ("return", spec.return_set, spec.return_select, spec.return_kind),
+        ):
             if kind in kinds:
                 sets.append(
                     (entity_set, select, and_(*(eq(k, v) for k, v in marker.items())) if marker else None)
@@ -292,7 +319,7 @@ class OneCAdapter:
     def register_records(
         self, since: datetime, until: datetime, *, holder: str | None = None
     ) -> Iterator[RawRecord]:
-        """Rows of ``AccumulationRegister_БонусныеБаллы_RecordType`` in the window, optionally of one holder."""
+        """Bonus register rows (``…_RecordType``) with a ``Period`` in the window, of one holder if given."""
         if self.soap is not None:
             raise soap_unsupported(self.system, "reading the bonus register")
         parts = [
@@ -301,8 +328,13 @@ class OneCAdapter:
         ]
         if holder is not None:
             parts.append(eq(self.spec.holder, guid(holder)))
-        rows = self.odata.query(REGISTER_RECORDS, filter=and_(*parts), orderby=("Period",),
-                                key_fields=("Recorder", "LineNumber"), decode=False)  # fmt: skip
+        rows = self.odata.query(
+            REGISTER_RECORDS,
+            filter=and_(*parts),
+            orderby=("Period",),
+            key_fields=("Recorder", "LineNumber"),
+            decode=False,
+        )
         for row in rows:
             yield RawRecord(
                 self.system, REGISTER_RECORDS, f"{row['Recorder']}:{row['LineNumber']}", None, None, row
@@ -311,7 +343,7 @@ class OneCAdapter:
     def balance(
         self, holder: str | None = None, *, at: datetime | None = None
     ) -> dict[tuple[str, str], Decimal]:
-        """Available points per (holder, program) from ``Balance(Period=at, Condition=…)``; ``at`` defaults to now.
+        """Available points per (holder, program) from ``Balance(Period=at, Condition=…)``; ``at``: now.
 
         Movements dated exactly at ``at`` are not counted (1C's ``Остатки`` on a moment).
         """
@@ -330,7 +362,7 @@ class OneCAdapter:
         return result
 
     def points_balance(self, account: str, *, at: datetime | None = None) -> Decimal:
-        """Available points of a ledger account (``+7…`` or ``card:<n>``) over every program, over OData or SOAP."""
+        """Available points of a ledger account (``+7…`` or ``card:<n>``) over all programs; OData or SOAP."""
         if self.soap is not None:
             card = account.removeprefix("card:") if account.startswith("card:") else None
             return self.soap.balance(card=card, phone=None if card else account, at=at)
@@ -348,14 +380,21 @@ class OneCAdapter:
         return {key: found.ref for key, found in self.writer.lookup((BONUS_DOCUMENT,), keys).items()}
 
     def write_posting(self, posting: Posting, key: str) -> WriteResult:
-        """Write ``posting`` as a posted ``НачислениеИСписаниеБонусныхБаллов`` unless ``key`` has one already."""
+        """Write ``posting`` as a posted bonus document unless ``key`` has one already."""
         if self.soap is not None:
             ref = self.soap.write(posting, key, program=self.options.get("bonus_program"))
             return WriteResult(key, ref, created=True)
 
         def build() -> tuple[str, dict[str, Any]]:
-            body = bonus_document(posting, holder=self.holder_for_account(posting.account), spec=self.spec,
-                                  program=self._program(), tz=self.tz, key_field=self.key_field, key=key)  # fmt: skip
+            body = bonus_document(
+                posting,
+                holder=self.holder_for_account(posting.account),
+                spec=self.spec,
+                program=self._program(),
+                tz=self.tz,
+                key_field=self.key_field,
+                key=key,
+            )
             return BONUS_DOCUMENT, body
 
         return self.writer.write(key, (BONUS_DOCUMENT,), build)
@@ -363,14 +402,15 @@ class OneCAdapter:
     def _program(self) -> str:
         program = self.options.get("bonus_program") or self._cats().default_program()
         if not program:
-            raise ConfigError("1C has no Catalog_БонусныеПрограммыЛояльности: set options.bonus_program",
-                              system=self.system)  # fmt: skip
+            raise ConfigError(
+                "1C has no Catalog_БонусныеПрограммыЛояльности: set options.bonus_program", system=self.system
+            )
         return str(program)
 
     # -- writing receipts --------------------------------------------------------------------------------
 
     def find_documents(self, keys: Iterable[str]) -> dict[str, str]:
-        """Which keys already have a receipt in 1C (key → ``Ref_Key``): one query per entity set and 40 keys."""
+        """Which keys already have a receipt in 1C (key → ``Ref_Key``): a query per entity set and 40 keys."""
         if self.soap is not None:
             raise soap_unsupported(self.system, "writing receipts")
         sets = tuple(dict.fromkeys((self.spec.sale_set, self.spec.return_set)))
@@ -404,12 +444,18 @@ class OneCAdapter:
         if customer is None or not (customer.phone or customer.card):
             return EMPTY_GUID, EMPTY_GUID
         partner = (cats.partner_for_phone(customer.phone) if customer.phone else None) or (
-            cats.partner_for_card(customer.card) if customer.card else None)  # fmt: skip
+            cats.partner_for_card(customer.card) if customer.card else None
+        )
         card = (cats.card_for_number(customer.card) if customer.card else None) or (
-            cats.card_for_partner(partner) if partner else None)  # fmt: skip
+            cats.card_for_partner(partner) if partner else None
+        )
         if partner is None and card is None:
-            _log.warning("onec.unknown_customer", system=self.system, document=document.ref.id,
-                         phone=mask_phone(customer.phone) if customer.phone else None)  # fmt: skip
+            _log.warning(
+                "onec.unknown_customer",
+                system=self.system,
+                document=document.ref.id,
+                phone=mask_phone(customer.phone) if customer.phone else None,
+            )
         return partner or EMPTY_GUID, card or EMPTY_GUID
 
     def _original_ref(self, original: DocRef, key: str) -> str:

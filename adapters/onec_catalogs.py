@@ -6,8 +6,8 @@ persons, information cards, returns as ``ЧекККМ`` with ``ВидОпера�
 ``ДисконтнаяКарта``). :data:`FLAVOURS` names every set and field that differs, so the adapter has no
 ``if flavour`` chains.
 
-:func:`read_catalogs` reads the catalogs once (one paged query per set) into :class:`OneCCatalogs`, which gives
-the lookups the shipped 1C mappings expect (``partners``, ``cards``, ``stores``, ``products``,
+:func:`read_catalogs` reads the catalogs once (one paged query per set) into :class:`OneCCatalogs`, which
+gives the lookups the shipped 1C mappings expect (``partners``, ``cards``, ``stores``, ``products``,
 ``payment_kinds``; see :mod:`connector.mapping`) and the reverse lookups writes need (phone/card → partner,
 sku → product, canonical store → ``Склад``/``Магазин``).
 """
@@ -29,8 +29,18 @@ __all__ = ["FLAVOURS", "Flavour", "FlavourSpec", "OneCCatalogs", "read_catalogs"
 Flavour = Literal["ut", "retail"]
 _log = get_logger("adapters.onec")
 
-_RECEIPT_COMMON = ("Ref_Key", "DataVersion", "DeletionMark", "Number", "Date", "Posted", "КассаККМ_Key",
-                   "СуммаДокумента", "Комментарий", "Товары")  # fmt: skip
+_RECEIPT_COMMON = (
+    "Ref_Key",
+    "DataVersion",
+    "DeletionMark",
+    "Number",
+    "Date",
+    "Posted",
+    "КассаККМ_Key",
+    "СуммаДокумента",
+    "Комментарий",
+    "Товары",
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,8 @@ class FlavourSpec:
         card_owner: the field of ``cards`` naming the customer.
         stores: the store catalog.
         store_field: the receipt's reference to a store.
-        holder: the dimension of the bonus register and the column of bonus-document rows (a partner or a card).
+        holder: the dimension of the bonus register and the column of bonus-document rows (a partner or a
+        card).
         sale_set: the set of sales.
         return_set: the set of returns.
         original_field: a return's reference to its sale.
@@ -78,27 +89,65 @@ class FlavourSpec:
         return {"ВидОперации": "Продажа"} if self.name == "retail" else {}
 
 
-_UT_HEADER = ("Склад_Key", "Партнер_Key", "КартаЛояльности_Key", "Статус", "ОплатаПлатежнымиКартами",
-              "БонусныеБаллы")  # fmt: skip
-_RETAIL_RECEIPT = (*_RECEIPT_COMMON, "ВидОперации", "СтатусЧекаККМ", "Магазин_Key", "ДисконтнаяКарта_Key",
-                   "ЧекККМПродажа_Key", "Телефон", "АдресЭП", "Оплата", "БонусныеБаллыКНачислению")  # fmt: skip
+_UT_HEADER = (
+    "Склад_Key",
+    "Партнер_Key",
+    "КартаЛояльности_Key",
+    "Статус",
+    "ОплатаПлатежнымиКартами",
+    "БонусныеБаллы",
+)
+_RETAIL_RECEIPT = (
+    *_RECEIPT_COMMON,
+    "ВидОперации",
+    "СтатусЧекаККМ",
+    "Магазин_Key",
+    "ДисконтнаяКарта_Key",
+    "ЧекККМПродажа_Key",
+    "Телефон",
+    "АдресЭП",
+    "Оплата",
+    "БонусныеБаллыКНачислению",
+)
 
 FLAVOURS: Mapping[Flavour, FlavourSpec] = {
     "ut": FlavourSpec(
-        name="ut", partners="Catalog_Партнеры", cards="Catalog_КартыЛояльности", card_number="Штрихкод",
-        card_owner="Партнер_Key", stores="Catalog_Склады", store_field="Склад_Key", holder="Партнер_Key",
-        sale_set="Document_ЧекККМ", return_set="Document_ЧекККМВозврат", original_field="ЧекККМ_Key",
+        name="ut",
+        partners="Catalog_Партнеры",
+        cards="Catalog_КартыЛояльности",
+        card_number="Штрихкод",
+        card_owner="Партнер_Key",
+        stores="Catalog_Склады",
+        store_field="Склад_Key",
+        holder="Партнер_Key",
+        sale_set="Document_ЧекККМ",
+        return_set="Document_ЧекККМВозврат",
+        original_field="ЧекККМ_Key",
         sale_select=(*_RECEIPT_COMMON, *_UT_HEADER, "ПолученоНаличными"),
-        return_select=(*_RECEIPT_COMMON, *_UT_HEADER, "ЧекККМ_Key", "СуммаБонусныхБалловКВозврату",
-                       "ВыданоНаличными"),
+        return_select=(
+            *_RECEIPT_COMMON,
+            *_UT_HEADER,
+            "ЧекККМ_Key",
+            "СуммаБонусныхБалловКВозврату",
+            "ВыданоНаличными",
+        ),
     ),
     "retail": FlavourSpec(
-        name="retail", partners="Catalog_ФизическиеЛица", cards="Catalog_ИнформационныеКарты",
-        card_number="КодКарты", card_owner="ВладелецКарты", stores="Catalog_Магазины", store_field="Магазин_Key",
-        holder="ДисконтнаяКарта_Key", sale_set="Document_ЧекККМ", return_set="Document_ЧекККМ",
-        original_field="ЧекККМПродажа_Key", sale_select=_RETAIL_RECEIPT, return_select=_RETAIL_RECEIPT,
+        name="retail",
+        partners="Catalog_ФизическиеЛица",
+        cards="Catalog_ИнформационныеКарты",
+        card_number="КодКарты",
+        card_owner="ВладелецКарты",
+        stores="Catalog_Магазины",
+        store_field="Магазин_Key",
+        holder="ДисконтнаяКарта_Key",
+        sale_set="Document_ЧекККМ",
+        return_set="Document_ЧекККМ",
+        original_field="ЧекККМПродажа_Key",
+        sale_select=_RETAIL_RECEIPT,
+        return_select=_RETAIL_RECEIPT,
     ),
-}  # fmt: skip
+}
 """The two configuration families the adapter speaks (``options.flavour`` or the mapping name picks one)."""
 
 
@@ -131,9 +180,14 @@ class OneCCatalogs:
     def for_mapping(self) -> dict[str, dict[str, Any]]:
         """The ``catalogs=`` argument of the mapping engine (see :mod:`connector.mapping`)."""
         return {
-            "partners": self.partners, "cards": self.cards, "products": self.products, "stores": self.stores,
-            "registers": self.registers, "programs": self.programs, "payment_kinds": self.payment_kinds,
-        }  # fmt: skip
+            "partners": self.partners,
+            "cards": self.cards,
+            "products": self.products,
+            "stores": self.stores,
+            "registers": self.registers,
+            "programs": self.programs,
+            "payment_kinds": self.payment_kinds,
+        }
 
     def index(self) -> None:
         """Build the reverse lookups (phone, card number, sku → key) once the catalogs are read."""
@@ -235,8 +289,11 @@ def read_catalogs(
     _read_partners(client, spec, catalogs)
     _read_products(client, catalogs, sku_field)
     _read_stores(client, spec, catalogs, store_ids)
-    for row in _rows(client, "Catalog_БонусныеПрограммыЛояльности",
-                     ("Description", "DeletionMark", "КурсКонвертацииБонусовВВалюту")):  # fmt: skip
+    for row in _rows(
+        client,
+        "Catalog_БонусныеПрограммыЛояльности",
+        ("Description", "DeletionMark", "КурсКонвертацииБонусовВВалюту"),
+    ):
         if not row.get("DeletionMark"):
             rate = row.get("КурсКонвертацииБонусовВВалюту")
             value = Decimal(rate) if rate else Decimal("1")
@@ -248,8 +305,14 @@ def read_catalogs(
                 "name": row.get("Description"),
             }
     catalogs.index()
-    _log.info("onec.catalogs", system=client.http.system, partners=len(catalogs.partners),
-              cards=len(catalogs.cards), products=len(catalogs.products), stores=len(catalogs.stores))  # fmt: skip
+    _log.info(
+        "onec.catalogs",
+        system=client.http.system,
+        partners=len(catalogs.partners),
+        cards=len(catalogs.cards),
+        products=len(catalogs.products),
+        stores=len(catalogs.stores),
+    )
     return catalogs
 
 
@@ -268,8 +331,10 @@ def _read_partners(client: ODataClient, spec: FlavourSpec, catalogs: OneCCatalog
         owner = catalogs.partners.get(partner or "")
         number = row.get(spec.card_number) or None
         catalogs.cards[row["Ref_Key"]] = {
-            "number": number, "partner": partner, "phone": owner["phone"] if owner else None,
-        }  # fmt: skip
+            "number": number,
+            "partner": partner,
+            "phone": owner["phone"] if owner else None,
+        }
         if owner is not None and owner["card"] is None and not row.get("DeletionMark"):
             owner["card"] = number
 
@@ -281,9 +346,10 @@ def _read_products(client: ODataClient, catalogs: OneCCatalogs, sku_field: str) 
     }
     for row in _rows(client, "Catalog_Номенклатура", ("Description", sku_field, "ТоварнаяКатегория_Key")):
         catalogs.products[row["Ref_Key"]] = {
-            "sku": row.get(sku_field) or None, "name": row.get("Description"),
+            "sku": row.get(sku_field) or None,
+            "name": row.get("Description"),
             "category": categories.get(row.get("ТоварнаяКатегория_Key") or ""),
-        }  # fmt: skip
+        }
 
 
 def _read_stores(

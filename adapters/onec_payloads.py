@@ -1,19 +1,20 @@
 """Canonical objects in 1C's wire form, and the field-by-field check of what 1C stored.
 
 * a :class:`~connector.model.Posting` → ``Document_НачислениеИСписаниеБонусныхБаллов``: a positive amount
-  (accrual, refund, welcome, birthday, referral, a positive adjustment) is a ``Начисление`` row, a negative one
-  (redemption, reversal, expiry, a negative adjustment) a ``Списание`` row of its absolute value; an accrual's
-  ``available_at`` becomes the deferral ``ПериодОтсрочкиНачалаДействия`` = ``День`` ×
+  (accrual, refund, welcome, birthday, referral, a positive adjustment) is a ``Начисление`` row, a negative
+  one (redemption, reversal, expiry, a negative adjustment) a ``Списание`` row of its absolute value; an
+  accrual's ``available_at`` becomes the deferral ``ПериодОтсрочкиНачалаДействия`` = ``День`` ×
   ``КоличествоПериодовОтсрочкиНачалаДействия`` (days after the document date) and its ``expires_at``
   ``ДатаОкончанияСрокаДействия`` — ``ПериодДействия`` is a periodicity enum in 1C, not a date;
 * a :class:`~connector.model.Sale` / :class:`~connector.model.Return` → ``Document_ЧекККМ`` /
   ``Document_ЧекККМВозврат`` (УТ) or ``Document_ЧекККМ`` with ``ВидОперации`` (Розница), with
-  ``ИспользоватьОплатуБонуснымиБаллами`` false and no ``БонусныеБаллы`` rows: the register mirrors the CRM ledger
-  through bonus documents only (``connector/sandbox/world.py``), so the points paid stay on the lines
+  ``ИспользоватьОплатуБонуснымиБаллами`` false and no ``БонусныеБаллы`` rows: the register mirrors the CRM
+  ledger through bonus documents only (``connector/sandbox/world.py``), so the points paid stay on the lines
   (``СуммаБонусныхБалловКСписанию`` / ``СуммаСкидкиОплатыБонусом``) for the record and move nothing.
 
-1C saves a body it does not fully understand without a word (unknown fields dropped, strings truncated, dangling
-references accepted — reference/onec.md §1.6), so :func:`differences` compares what was sent with what came back.
+1C saves a body it does not fully understand without a word (unknown fields dropped, strings truncated,
+dangling references accepted — reference/onec.md §1.6), so :func:`differences` compares what was sent with
+what came back.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def _midnight(day: date) -> str:
     return datetime(day.year, day.month, day.day).isoformat()
 
 
-def bonus_document(posting: Posting, *, holder: str, spec: FlavourSpec, program: str, tz: tzinfo,
-                   key_field: str, key: str) -> dict[str, Any]:  # fmt: skip
+def bonus_document(
+    posting: Posting, *, holder: str, spec: FlavourSpec, program: str, tz: tzinfo, key_field: str, key: str
+) -> dict[str, Any]:
     """The body of a ``НачислениеИСписаниеБонусныхБаллов`` for one posting.
 
     Args:
@@ -121,14 +123,20 @@ def receipt_document(document: Sale | Return, ctx: ReceiptContext) -> tuple[str,
     """
     store = ctx.catalogs.store_ref(document.store)
     if store is None:
-        raise RemoteNotFoundError(f"no {ctx.spec.stores} in 1C for store {document.store!r}: set options.store_ids",
-                                  document=document.ref.id, field="store")  # fmt: skip
+        raise RemoteNotFoundError(
+            f"no {ctx.spec.stores} in 1C for store {document.store!r}: set options.store_ids",
+            document=document.ref.id,
+            field="store",
+        )
     register = _register(document, store, ctx)
     is_return = isinstance(document, Return)
     body: dict[str, Any] = {
-        "Date": local_naive(document.occurred_at, ctx.tz), ctx.spec.store_field: store, "КассаККМ_Key": register,
-        "СуммаДокумента": document.total, ctx.key_field: ctx.key,
-    }  # fmt: skip
+        "Date": local_naive(document.occurred_at, ctx.tz),
+        ctx.spec.store_field: store,
+        "КассаККМ_Key": register,
+        "СуммаДокумента": document.total,
+        ctx.key_field: ctx.key,
+    }
     if ctx.spec.name == "ut":
         body |= _ut_receipt(document, ctx, is_return)
     else:
@@ -142,8 +150,11 @@ def _register(document: Sale | Return, store: str, ctx: ReceiptContext) -> str:
         return named
     register = ctx.catalogs.register_for_store(store)
     if register is None:
-        raise RemoteNotFoundError(f"no Catalog_КассыККМ in 1C for store {document.store!r}",
-                                  document=document.ref.id, field="register")  # fmt: skip
+        raise RemoteNotFoundError(
+            f"no Catalog_КассыККМ in 1C for store {document.store!r}",
+            document=document.ref.id,
+            field="register",
+        )
     return register
 
 
@@ -158,41 +169,62 @@ def _card(document: Sale | Return) -> Decimal:
 def _product(document: Sale | Return, sku: str | None, line_no: int, ctx: ReceiptContext) -> str:
     product = ctx.catalogs.product_for_sku(sku) if sku else None
     if product is None:
-        raise RemoteNotFoundError(f"no Catalog_Номенклатура in 1C with sku {sku!r}", document=document.ref.id,
-                                  field=f"lines[{line_no}].sku")  # fmt: skip
+        raise RemoteNotFoundError(
+            f"no Catalog_Номенклатура in 1C with sku {sku!r}",
+            document=document.ref.id,
+            field=f"lines[{line_no}].sku",
+        )
     return product
 
 
 def _ut_receipt(document: Sale | Return, ctx: ReceiptContext, is_return: bool) -> dict[str, Any]:
     lines = []
     for number, line in enumerate(document.lines, start=1):
-        lines.append({
-            "LineNumber": number, "Номенклатура_Key": _product(document, line.sku, line.line_no, ctx),
-            "Количество": line.quantity, "КоличествоУпаковок": line.quantity, "Цена": line.price,
-            "Сумма": line.amount, "СуммаРучнойСкидки": line.discount,
-            "СуммаБонусныхБалловКСписанию": _points(line.bonus_redeemed, ctx),
-            "СуммаБонусныхБалловКСписаниюВВалюте": line.bonus_redeemed,
-        })  # fmt: skip
+        lines.append(
+            {
+                "LineNumber": number,
+                "Номенклатура_Key": _product(document, line.sku, line.line_no, ctx),
+                "Количество": line.quantity,
+                "КоличествоУпаковок": line.quantity,
+                "Цена": line.price,
+                "Сумма": line.amount,
+                "СуммаРучнойСкидки": line.discount,
+                "СуммаБонусныхБалловКСписанию": _points(line.bonus_redeemed, ctx),
+                "СуммаБонусныхБалловКСписаниюВВалюте": line.bonus_redeemed,
+            }
+        )
     card = _card(document)
     body: dict[str, Any] = {
-        "Статус": "Пробит", "Партнер_Key": ctx.partner, "КартаЛояльности_Key": ctx.card,
-        "ИспользоватьОплатуБонуснымиБаллами": False, "Товары": lines,
+        "Статус": "Пробит",
+        "Партнер_Key": ctx.partner,
+        "КартаЛояльности_Key": ctx.card,
+        "ИспользоватьОплатуБонуснымиБаллами": False,
+        "Товары": lines,
         "ОплатаПлатежнымиКартами": [{"LineNumber": 1, "Сумма": card}] if card else [],
-    }  # fmt: skip
+    }
     if is_return:
         refund = _points(document.bonus_redeemed, ctx)
-        return body | {"ЧекККМ_Key": ctx.original, "ВыданоНаличными": _cash(document),
-                       "СуммаБонусныхБалловКВозврату": refund}  # fmt: skip
+        return body | {
+            "ЧекККМ_Key": ctx.original,
+            "ВыданоНаличными": _cash(document),
+            "СуммаБонусныхБалловКВозврату": refund,
+        }
     return body | {"ПолученоНаличными": _cash(document)}
 
 
 def _retail_receipt(document: Sale | Return, ctx: ReceiptContext, is_return: bool) -> dict[str, Any]:
     lines = [
-        {"LineNumber": number, "Номенклатура_Key": _product(document, line.sku, line.line_no, ctx),
-         "Количество": line.quantity, "Цена": line.price, "Сумма": line.amount, "СуммаРучнойСкидки": line.discount,
-         "СуммаСкидкиОплатыБонусом": line.bonus_redeemed}
+        {
+            "LineNumber": number,
+            "Номенклатура_Key": _product(document, line.sku, line.line_no, ctx),
+            "Количество": line.quantity,
+            "Цена": line.price,
+            "Сумма": line.amount,
+            "СуммаРучнойСкидки": line.discount,
+            "СуммаСкидкиОплатыБонусом": line.bonus_redeemed,
+        }
         for number, line in enumerate(document.lines, start=1)
-    ]  # fmt: skip
+    ]
     payments: list[dict[str, Any]] = []
     for kind_type, amount in (("Наличные", _cash(document)), ("ПлатежнаяКарта", _card(document))):
         kind = ctx.catalogs.payment_kind(kind_type)
@@ -200,10 +232,13 @@ def _retail_receipt(document: Sale | Return, ctx: ReceiptContext, is_return: boo
             payments.append({"LineNumber": len(payments) + 1, "ВидОплаты_Key": kind, "Сумма": amount})
     customer: Customer | None = document.customer
     body: dict[str, Any] = {
-        "ВидОперации": "Возврат" if is_return else "Продажа", "СтатусЧекаККМ": "Пробитый",
-        "ДисконтнаяКарта_Key": ctx.card, "Телефон": (customer.phone if customer else None) or "",
-        "Товары": lines, "Оплата": payments,
-    }  # fmt: skip
+        "ВидОперации": "Возврат" if is_return else "Продажа",
+        "СтатусЧекаККМ": "Пробитый",
+        "ДисконтнаяКарта_Key": ctx.card,
+        "Телефон": (customer.phone if customer else None) or "",
+        "Товары": lines,
+        "Оплата": payments,
+    }
     if is_return:
         body["ЧекККМПродажа_Key"] = ctx.original
     return body
@@ -213,7 +248,8 @@ def _points(money: Decimal, ctx: ReceiptContext) -> Decimal:
     return (money / ctx.point_value).quantize(Decimal("0.01"))
 
 
-# -- comparing what was sent with what 1C stored ---------------------------------------------------------------
+# -- comparing what was sent with what 1C stored
+# ---------------------------------------------------------------
 
 
 def differences(sent: Mapping[str, Any], stored: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -1,13 +1,13 @@
-"""1C over its loyalty web service instead of OData (``protocol: soap``), modelled on Розница's ДисконтныйСервер.
+"""1C over its loyalty web service instead of OData (``protocol: soap``), like Розница's ДисконтныйСервер.
 
 Some customers publish a web service rather than the standard OData interface. The sandbox's
 ``LoyaltyExchange`` (reference/onec.md §4) offers two operations, and this module speaks exactly those:
 
 * ``ПолучитьОстатокБонусов(ИдентификаторКарты | НомерТелефона, Дата)`` → the available points;
 * ``ОбновитьДанныеОБонусах(ИдентификаторОперации, ДанныеОБонусах)`` → creates and posts one bonus document and
-  returns its ``Ref_Key``. The service keeps the operation id in ``Комментарий`` and answers a repeated id with
-  the first document, so the connector's idempotency key is the operation id and the call is safe to repeat
-  after a lost answer — the service itself is the "look the key up before creating again".
+  returns its ``Ref_Key``. The service keeps the operation id in ``Комментарий`` and answers a repeated id
+  with the first document, so the connector's idempotency key is the operation id and the call is safe to
+  repeat after a lost answer — the service itself is the "look the key up before creating again".
 
 Receipts, register rows and catalogs are not offered by such a service: asking for them raises a
 :class:`~connector.errors.ConfigError` that says so (route receipts to an OData 1C instead).
@@ -33,8 +33,8 @@ _ODATA_ROOT = "/odata/standard.odata"
 def soap_unsupported(system: str, what: str) -> ConfigError:
     """The error for a read or write the 1C web service does not offer."""
     return ConfigError(
-        f"systems.{system}: {what} is not offered by the 1C web service (protocol: soap offers only the bonus "
-        "balance and bonus operations); route receipts to a 1C published over OData (protocol: odata)",
+        f"systems.{system}: {what} is not offered by the 1C web service (protocol: soap offers only the "
+        "bonus balance and bonus operations); route receipts to a 1C published over OData (protocol: odata)",
         system=system,
     )
 
@@ -71,8 +71,13 @@ class OneCSoapService:
     ) -> Decimal:
         """Available points of a card or a phone at ``at`` (now when None), summed over programs."""
         moment = at.astimezone(self._tz).replace(tzinfo=None, microsecond=0) if at else None
-        result = self.client.call("ПолучитьОстатокБонусов", ИдентификаторКарты=card, НомерТелефона=phone,
-                                  Дата=moment, idempotent=True)  # fmt: skip
+        result = self.client.call(
+            "ПолучитьОстатокБонусов",
+            ИдентификаторКарты=card,
+            НомерТелефона=phone,
+            Дата=moment,
+            idempotent=True,
+        )
         try:
             return Decimal(str(result))
         except ArithmeticError:
@@ -104,8 +109,12 @@ class OneCSoapService:
             row["ДатаОкончанияСрокаДействия"] = (
                 posting.expires_at.astimezone(self._tz).date() if posting.expires_at else None
             )
-        result = self.client.call("ОбновитьДанныеОБонусах", ИдентификаторОперации=key,
-                                  ДанныеОБонусах={"Строка": [row]}, idempotent=True)  # fmt: skip
+        result = self.client.call(
+            "ОбновитьДанныеОБонусах",
+            ИдентификаторОперации=key,
+            ДанныеОБонусах={"Строка": [row]},
+            idempotent=True,
+        )
         if not result:
             raise FatalRemoteError(
                 "ОбновитьДанныеОБонусах returned no document", system=self._http.system, key=key

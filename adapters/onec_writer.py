@@ -1,19 +1,20 @@
 """Create-once documents in a 1C base: the connector's key on the document, looked up before every create.
 
-1C has no idempotency keys, no optimistic locking and no upsert (reference/onec.md §1.6), so the connector keeps
-its own key on each document it writes (``Комментарий`` or a configured attribute) and:
+1C has no idempotency keys, no optimistic locking and no upsert (reference/onec.md §1.6), so the connector
+keeps its own key on each document it writes (``Комментарий`` or a configured attribute) and:
 
 1. looks keys up in batches (:meth:`OneCWriter.lookup`: ``substringof`` on the key field, ``or``-ed, 40 keys a
-   request, one request per entity set) and remembers the answer, so that writing a key known to be absent costs
-   exactly a create and a ``Post`` — the sync benchmark counts requests per write;
+   request, one request per entity set) and remembers the answer, so that writing a key known to be absent
+   costs exactly a create and a ``Post`` — the sync benchmark counts requests per write;
 2. resolves a create whose outcome is unknown (timeout, 5xx after sending) by a fresh lookup: found, it is
    completed; not found, it is created once more;
 3. posts a document an earlier attempt created but left unposted, after checking it is the one meant;
-4. compares what 1C stored with what was sent, field by field, before posting: 1C drops unknown fields, truncates
-   strings and accepts dangling references without a word. ``verify="response"`` compares with the object the
-   create returned (1C answers a create with the object as written, so no extra request); ``"reread"`` GETs the
-   document again after posting. A difference is a :class:`~connector.errors.FatalRemoteError` naming the set,
-   the ``Ref_Key`` and the fields; the document is left unposted.
+4. compares what 1C stored with what was sent, field by field, before posting: 1C drops unknown fields,
+   truncates strings and accepts dangling references without a word. ``verify="response"`` compares with the
+   object the create returned (1C answers a create with the object as written, so no extra request);
+   ``"reread"`` GETs the document again after posting. A difference is a
+   :class:`~connector.errors.FatalRemoteError` naming the set, the ``Ref_Key`` and the fields; the document is
+   left unposted.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ class OneCWriter:
                 found[comment] = Found(entity_set, str(row["Ref_Key"]), bool(row.get("Posted")))
 
     def known(self, key: str, entity_sets: Sequence[str]) -> Found | None:
-        """What 1C holds for ``key``: remembered from a batch lookup, else looked up now (one request per set)."""
+        """What 1C holds for ``key``: remembered from a batch lookup, else looked up now."""
         with self._lock:
             if key in self._index:
                 return self._index[key]
@@ -143,7 +144,7 @@ class OneCWriter:
         return WriteResult(key, ref, created=True)
 
     def _complete(self, found: Found, key: str, build: Build, *, created: bool) -> WriteResult:
-        """Post a document an earlier attempt created but did not post — after checking it is the one meant."""
+        """Post a document an earlier attempt created but did not post, once checked to be the one meant."""
         if not found.posted:
             _, body = build()
             self._check(
@@ -163,5 +164,8 @@ class OneCWriter:
             raise FatalRemoteError(
                 f"{self.system}: {entity_set}({ref}) was stored differently from what was sent "
                 f"(1C drops unknown fields and truncates silently): {', '.join(fields)}",
-                system=self.system, entity=entity_set, document=ref, fields=", ".join(fields),
-            )  # fmt: skip
+                system=self.system,
+                entity=entity_set,
+                document=ref,
+                fields=", ".join(fields),
+            )

@@ -47,16 +47,23 @@ def mocked() -> Iterator[responses.RequestsMock]:
 
 def config(flavour: str = "ut", protocol: str = "odata", **options: Any) -> SystemConfig:
     return SystemConfig(
-        adapter="onec", base_url="http://1c.test/ut", user="Обмен", password="s3cret-pw",  # type: ignore[arg-type]
-        timezone="Europe/Moscow", protocol=protocol,  # type: ignore[arg-type]
+        adapter="onec",
+        base_url="http://1c.test/ut",
+        user="Обмен",
+        password="s3cret-pw",  # type: ignore[arg-type]
+        timezone="Europe/Moscow",
+        protocol=protocol,  # type: ignore[arg-type]
         mapping="onec/ut11" if flavour == "ut" else "onec/retail2",
         options={"store_ids": {"store-1": "S01"}, **options},
-    )  # fmt: skip
+    )
 
 
 def adapter(flavour: str = "ut", protocol: str = "odata", **options: Any) -> OneCAdapter:
-    http = HttpClient(SystemHttpConfig(system="onec", base_url=BASE, policy=HttpPolicy(max_retries=2)),
-                      auth=BasicAuth("Обмен", "s3cret-pw"), sleep=lambda _s: None)  # fmt: skip
+    http = HttpClient(
+        SystemHttpConfig(system="onec", base_url=BASE, policy=HttpPolicy(max_retries=2)),
+        auth=BasicAuth("Обмен", "s3cret-pw"),
+        sleep=lambda _s: None,
+    )
     return OneCAdapter("onec", config(flavour, protocol, **options), http=http)
 
 
@@ -70,34 +77,67 @@ def mock_catalogs(mocked: responses.RequestsMock, flavour: str = "ut") -> None:
     ]
     people = [
         {"Ref_Key": P1, "Description": "Анна", "DeletionMark": False, "КонтактнаяИнформация": contacts},
-        {"Ref_Key": P2, "Description": "Борис", "DeletionMark": False,
-         "КонтактнаяИнформация": [{"Тип": "Телефон", "НомерТелефона": "+7 926 765-43-21"}]},
-        {"Ref_Key": ANON, "Description": "Розничный покупатель", "DeletionMark": False, "КонтактнаяИнформация": []},
-    ]  # fmt: skip
+        {
+            "Ref_Key": P2,
+            "Description": "Борис",
+            "DeletionMark": False,
+            "КонтактнаяИнформация": [{"Тип": "Телефон", "НомерТелефона": "+7 926 765-43-21"}],
+        },
+        {
+            "Ref_Key": ANON,
+            "Description": "Розничный покупатель",
+            "DeletionMark": False,
+            "КонтактнаяИнформация": [],
+        },
+    ]
     ut = flavour == "ut"
     mocked.get(f"{BASE}/{'Catalog_Партнеры' if ut else 'Catalog_ФизическиеЛица'}", json=rows(*people))
     cards = [(C1, "2000000123456", P1), (C2, "2000000654321", P2)]
     number, owner = ("Штрихкод", "Партнер_Key") if ut else ("КодКарты", "ВладелецКарты")
-    mocked.get(f"{BASE}/{'Catalog_КартыЛояльности' if ut else 'Catalog_ИнформационныеКарты'}",
-               json=rows(*({"Ref_Key": c, number: n, owner: p, "DeletionMark": False} for c, n, p in cards)))  # fmt: skip
+    mocked.get(
+        f"{BASE}/{'Catalog_КартыЛояльности' if ut else 'Catalog_ИнформационныеКарты'}",
+        json=rows(*({"Ref_Key": c, number: n, owner: p, "DeletionMark": False} for c, n, p in cards)),
+    )
     mocked.get(f"{BASE}/Catalog_ТоварныеКатегории", json=rows({"Ref_Key": CAT, "Description": "coffee"}))
-    mocked.get(f"{BASE}/Catalog_Номенклатура", json=rows(
-        {"Ref_Key": N1, "Description": "Латте", "Артикул": "101", "ТоварнаяКатегория_Key": CAT},
-        {"Ref_Key": N2, "Description": "Круассан", "Артикул": "205", "ТоварнаяКатегория_Key": EMPTY_GUID}))  # fmt: skip
-    mocked.get(f"{BASE}/Catalog_БонусныеПрограммыЛояльности", json=rows(
-        {"Ref_Key": PROG, "Description": "Бонусы", "DeletionMark": False, "КурсКонвертацииБонусовВВалюту": 1}))  # fmt: skip
+    mocked.get(
+        f"{BASE}/Catalog_Номенклатура",
+        json=rows(
+            {"Ref_Key": N1, "Description": "Латте", "Артикул": "101", "ТоварнаяКатегория_Key": CAT},
+            {"Ref_Key": N2, "Description": "Круассан", "Артикул": "205", "ТоварнаяКатегория_Key": EMPTY_GUID},
+        ),
+    )
+    mocked.get(
+        f"{BASE}/Catalog_БонусныеПрограммыЛояльности",
+        json=rows(
+            {
+                "Ref_Key": PROG,
+                "Description": "Бонусы",
+                "DeletionMark": False,
+                "КурсКонвертацииБонусовВВалюту": 1,
+            }
+        ),
+    )
     store_field = "Склад_Key" if ut else "Магазин_Key"
-    mocked.get(f"{BASE}/{'Catalog_Склады' if ut else 'Catalog_Магазины'}",
-               json=rows({"Ref_Key": S1, "Code": "S01", "Description": "Магазин 1"},
-                         {"Ref_Key": S2, "Code": "S02", "Description": "Магазин 2"}))  # fmt: skip
+    mocked.get(
+        f"{BASE}/{'Catalog_Склады' if ut else 'Catalog_Магазины'}",
+        json=rows(
+            {"Ref_Key": S1, "Code": "S01", "Description": "Магазин 1"},
+            {"Ref_Key": S2, "Code": "S02", "Description": "Магазин 2"},
+        ),
+    )
     mocked.get(
         f"{BASE}/Catalog_КассыККМ",
         json=rows({"Ref_Key": K1, store_field: S1}, {"Ref_Key": K2, store_field: S2}),
     )
     if not ut:
-        mocked.get(f"{BASE}/Catalog_ВидыОплатЧекаККМ", json=rows(
-            {"Ref_Key": ref(201), "ТипОплаты": "Наличные"}, {"Ref_Key": ref(202), "ТипОплаты": "ПлатежнаяКарта"},
-            {"Ref_Key": ref(203), "ТипОплаты": "Бонусы"}))  # fmt: skip
+        mocked.get(
+            f"{BASE}/Catalog_ВидыОплатЧекаККМ",
+            json=rows(
+                {"Ref_Key": ref(201), "ТипОплаты": "Наличные"},
+                {"Ref_Key": ref(202), "ТипОплаты": "ПлатежнаяКарта"},
+                {"Ref_Key": ref(203), "ТипОплаты": "Бонусы"},
+            ),
+        )
 
 
 def params(call: Any) -> dict[str, str]:
@@ -133,9 +173,15 @@ def test_built_from_the_registry_speaks_every_seam_with_utf8_basic_auth(
     )  # "Обмен:s3cret-pw" UTF-8
 
 
-@pytest.mark.parametrize(("mapping", "flavour", "expected"), [
-    ("onec/ut11", None, "ut"), ("onec/retail2", None, "retail"), ("custom/x", "retail", "retail"), (None, None, "ut"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("mapping", "flavour", "expected"),
+    [
+        ("onec/ut11", None, "ut"),
+        ("onec/retail2", None, "retail"),
+        ("custom/x", "retail", "retail"),
+        (None, None, "ut"),
+    ],
+)
 def test_flavour_from_mapping_or_option(mapping: str | None, flavour: str | None, expected: str) -> None:
     options = {"flavour": flavour} if flavour else {}
     cfg = SystemConfig(adapter="onec", base_url=BASE, mapping=mapping, options=options)
@@ -182,9 +228,18 @@ def test_a_configured_store_missing_in_1c_is_a_config_error(mocked: responses.Re
 
 
 def cheque(n: int, **extra: Any) -> dict[str, Any]:
-    return {"Ref_Key": ref(n), "DataVersion": f"AAAA{n}", "DeletionMark": False, "Number": f"ТДМ-{n}",
-            "Date": "2026-11-02T10:00:00", "Posted": True, "Склад_Key": S1, "СуммаДокумента": 2350.5,
-            "Товары": [{"LineNumber": "1", "Номенклатура_Key": N1, "Сумма": 2350.5}], **extra}  # fmt: skip
+    return {
+        "Ref_Key": ref(n),
+        "DataVersion": f"AAAA{n}",
+        "DeletionMark": False,
+        "Number": f"ТДМ-{n}",
+        "Date": "2026-11-02T10:00:00",
+        "Posted": True,
+        "Склад_Key": S1,
+        "СуммаДокумента": 2350.5,
+        "Товары": [{"LineNumber": "1", "Номенклатура_Key": N1, "Сумма": 2350.5}],
+        **extra,
+    }
 
 
 def test_ut_receipts_of_a_store_and_day(mocked: responses.RequestsMock) -> None:
@@ -193,8 +248,10 @@ def test_ut_receipts_of_a_store_and_day(mocked: responses.RequestsMock) -> None:
     mocked.get(f"{BASE}/Document_ЧекККМВозврат", json=rows(cheque(3, ЧекККМ_Key=ref(1))))
     records = list(adapter().documents("store-1", START, START + timedelta(days=1)))
     assert [(r.entity, r.id, r.version, r.store) for r in records] == [
-        ("Document_ЧекККМ", ref(1), "AAAA1", "store-1"), ("Document_ЧекККМ", ref(2), "AAAA2", "store-1"),
-        ("Document_ЧекККМВозврат", ref(3), "AAAA3", "store-1")]  # fmt: skip
+        ("Document_ЧекККМ", ref(1), "AAAA1", "store-1"),
+        ("Document_ЧекККМ", ref(2), "AAAA2", "store-1"),
+        ("Document_ЧекККМВозврат", ref(3), "AAAA3", "store-1"),
+    ]
     assert records[0].payload["СуммаДокумента"] == Decimal("2350.5")  # never a float
     assert records[1].payload["Posted"] is False  # unposted: returned, the mapping makes it a draft
     sale_call, return_call = calls_to(mocked, "Document_ЧекККМ")
@@ -259,12 +316,20 @@ def test_unknown_store_is_a_config_error(mocked: responses.RequestsMock) -> None
 
 
 def test_register_records_of_a_window_and_partner(mocked: responses.RequestsMock) -> None:
-    record = {"Recorder": ref(5), "Recorder_Type": "StandardODATA.Document_ЧекККМ", "LineNumber": "2",
-              "Period": "2026-11-02T00:00:00", "RecordType": "Receipt", "Партнер_Key": P1, "Начислено": 117}  # fmt: skip
+    record = {
+        "Recorder": ref(5),
+        "Recorder_Type": "StandardODATA.Document_ЧекККМ",
+        "LineNumber": "2",
+        "Period": "2026-11-02T00:00:00",
+        "RecordType": "Receipt",
+        "Партнер_Key": P1,
+        "Начислено": 117,
+    }
     mocked.get(f"{BASE}/AccumulationRegister_БонусныеБаллы_RecordType", json=rows(record))
     found = list(adapter().register_records(START, START + timedelta(days=7), holder=P1))
     assert [(r.entity, r.id, r.payload["Начислено"]) for r in found] == [
-        ("AccumulationRegister_БонусныеБаллы_RecordType", f"{ref(5)}:2", 117)]  # fmt: skip
+        ("AccumulationRegister_БонусныеБаллы_RecordType", f"{ref(5)}:2", 117)
+    ]
     query = params(mocked.calls[0])
     assert query["$filter"] == (
         f"Period ge datetime'2026-11-02T00:00:00' and Period lt datetime'2026-11-09T00:00:00' "
@@ -273,19 +338,43 @@ def test_register_records_of_a_window_and_partner(mocked: responses.RequestsMock
     assert query["$orderby"] == "Period,Recorder,LineNumber"
 
 
-@pytest.mark.parametrize(("accrued", "due", "available"), [
-    ("1267", "0", "1267"), ("1267", "200", "1067"), ("100", "-50", "100"), ("100", "150", "0"), ("-5", "0", "0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("accrued", "due", "available"),
+    [
+        ("1267", "0", "1267"),
+        ("1267", "200", "1067"),
+        ("100", "-50", "100"),
+        ("100", "150", "0"),
+        ("-5", "0", "0"),
+    ],
+)
 def test_available_points_formula(accrued: str, due: str, available: str) -> None:
     assert available_points(Decimal(accrued), Decimal(due)) == Decimal(available)
 
 
 def test_balance_of_an_account_from_the_virtual_table(mocked: responses.RequestsMock) -> None:
     mock_catalogs(mocked)
-    balance_url = f"{BASE}/AccumulationRegister_БонусныеБаллы/Balance(Period=datetime'2026-11-20T00:00:00',Condition='Партнер_Key eq guid''{P1}''')"
-    mocked.get(balance_url, json=rows(
-        {"БонуснаяПрограммаЛояльности_Key": PROG, "Партнер_Key": P1, "НачисленоBalance": 1267.5, "КСписаниюBalance": 200},
-        {"БонуснаяПрограммаЛояльности_Key": ref(999), "Партнер_Key": P1, "НачисленоBalance": 10, "КСписаниюBalance": 40}))  # fmt: skip
+    balance_url = (
+        f"{BASE}/AccumulationRegister_БонусныеБаллы/Balance("
+        f"Period=datetime'2026-11-20T00:00:00',Condition='Партнер_Key eq guid''{P1}''')"
+    )
+    mocked.get(
+        balance_url,
+        json=rows(
+            {
+                "БонуснаяПрограммаЛояльности_Key": PROG,
+                "Партнер_Key": P1,
+                "НачисленоBalance": 1267.5,
+                "КСписаниюBalance": 200,
+            },
+            {
+                "БонуснаяПрограммаЛояльности_Key": ref(999),
+                "Партнер_Key": P1,
+                "НачисленоBalance": 10,
+                "КСписаниюBalance": 40,
+            },
+        ),
+    )
     assert adapter().points_balance("card:2000000123456", at=datetime(2026, 11, 20, tzinfo=MSK)) == Decimal(
         "1067.5"
     )
@@ -297,8 +386,15 @@ def test_balance_of_an_account_from_the_virtual_table(mocked: responses.Requests
 def posting(
     key: str = "evotor:e1:accrual", amount: str = "120", kind: str = "accrual", **extra: Any
 ) -> Posting:
-    return Posting(key=key, account=PHONE, kind=kind, amount=Decimal(amount), status="pending",  # type: ignore[arg-type]
-                   occurred_at=datetime(2026, 11, 5, 12, 30, tzinfo=MSK), **extra)  # fmt: skip
+    return Posting(
+        key=key,
+        account=PHONE,
+        kind=kind,
+        amount=Decimal(amount),
+        status="pending",  # type: ignore[arg-type]
+        occurred_at=datetime(2026, 11, 5, 12, 30, tzinfo=MSK),
+        **extra,
+    )
 
 
 def stored(body: dict[str, Any], ref_key: str, **changes: Any) -> dict[str, Any]:
@@ -323,11 +419,15 @@ def sent_json(call: Any) -> dict[str, Any]:
 
 
 ACCRUAL_BODY = {
-    "Date": "2026-11-05T12:30:00", "БонуснаяПрограммаЛояльности_Key": PROG, "Комментарий": "onec:evotor:e1:accrual",
-    "Начисление": [{"LineNumber": 1, "Партнер_Key": P1, "Баллы": 120}], "Списание": [],
-    "ПериодОтсрочкиНачалаДействия": "День", "КоличествоПериодовОтсрочкиНачалаДействия": 14,
+    "Date": "2026-11-05T12:30:00",
+    "БонуснаяПрограммаЛояльности_Key": PROG,
+    "Комментарий": "onec:evotor:e1:accrual",
+    "Начисление": [{"LineNumber": 1, "Партнер_Key": P1, "Баллы": 120}],
+    "Списание": [],
+    "ПериодОтсрочкиНачалаДействия": "День",
+    "КоличествоПериодовОтсрочкиНачалаДействия": 14,
     "ДатаОкончанияСрокаДействия": "2027-11-19T00:00:00",
-}  # fmt: skip
+}
 
 
 def test_batched_lookup_then_each_absent_key_costs_create_and_post(mocked: responses.RequestsMock) -> None:
@@ -351,8 +451,8 @@ def test_batched_lookup_then_each_absent_key_costs_create_and_post(mocked: respo
     (lookup,), (create, post) = calls_to(mocked, BONUS_SET), calls_to(mocked, BONUS_SET, "POST")
     assert len(mocked.calls) == 7 + 3  # catalogs, ONE lookup for both keys, create, Post
     assert params(lookup)["$filter"] == (
-        "(substringof('onec:evotor:e0:accrual', Комментарий) or substringof('onec:evotor:e1:accrual', Комментарий))"
-        " and DeletionMark eq false"
+        "(substringof('onec:evotor:e0:accrual', Комментарий) or "
+        "substringof('onec:evotor:e1:accrual', Комментарий)) and DeletionMark eq false"
     )
     assert params(lookup)["$select"] == "Комментарий,Posted,Ref_Key"
     assert sent_json(create) == ACCRUAL_BODY
@@ -362,8 +462,13 @@ def test_batched_lookup_then_each_absent_key_costs_create_and_post(mocked: respo
 def test_a_key_not_looked_up_yet_is_looked_up_before_the_create(mocked: responses.RequestsMock) -> None:
     mock_catalogs(mocked)
     mocked.get(f"{BASE}/{BONUS_SET}", json=rows())
-    body = {"Date": "2026-11-05T12:30:00", "БонуснаяПрограммаЛояльности_Key": PROG, "Комментарий": "onec:k2",
-            "Начисление": [], "Списание": [{"LineNumber": 1, "Партнер_Key": P1, "Баллы": 45.5}]}  # fmt: skip
+    body = {
+        "Date": "2026-11-05T12:30:00",
+        "БонуснаяПрограммаЛояльности_Key": PROG,
+        "Комментарий": "onec:k2",
+        "Начисление": [],
+        "Списание": [{"LineNumber": 1, "Партнер_Key": P1, "Баллы": 45.5}],
+    }
     mocked.post(f"{BASE}/{BONUS_SET}", status=201, json=stored(body, ref(52)))
     mocked.post(f"{BASE}/{BONUS_SET}(guid'{ref(52)}')/Post")
     adapter().write_posting(posting("evotor:e2:redemption", "-45.50", "redemption"), "onec:k2")
@@ -486,27 +591,60 @@ def test_an_account_unknown_to_1c_is_not_found_with_the_phone_masked(mocked: res
 
 def sale(**changes: Any) -> Sale:
     fields: dict[str, Any] = {
-        "ref": DocRef(system="evotor", kind="receipt", id="e1"), "number": "17", "store": "store-1",
-        "occurred_at": datetime(2026, 11, 5, 9, 15, tzinfo=MSK), "business_date": date(2026, 11, 5),
+        "ref": DocRef(system="evotor", kind="receipt", id="e1"),
+        "number": "17",
+        "store": "store-1",
+        "occurred_at": datetime(2026, 11, 5, 9, 15, tzinfo=MSK),
+        "business_date": date(2026, 11, 5),
         "customer": Customer(phone=PHONE),
-        "lines": (Line(line_no=1, sku="101", quantity=Decimal("2"), price=Decimal("250"), amount=Decimal("450"),
-                    discount=Decimal("50"), bonus_redeemed=Decimal("30")),),
-        "payments": (Payment(method="cash", amount=Decimal("100")), Payment(method="card", amount=Decimal("320")),
-                  Payment(method="bonus", amount=Decimal("30"))),
-        "total": Decimal("450"), "bonus_redeemed": Decimal("30"),
-    }  # fmt: skip
+        "lines": (
+            Line(
+                line_no=1,
+                sku="101",
+                quantity=Decimal("2"),
+                price=Decimal("250"),
+                amount=Decimal("450"),
+                discount=Decimal("50"),
+                bonus_redeemed=Decimal("30"),
+            ),
+        ),
+        "payments": (
+            Payment(method="cash", amount=Decimal("100")),
+            Payment(method="card", amount=Decimal("320")),
+            Payment(method="bonus", amount=Decimal("30")),
+        ),
+        "total": Decimal("450"),
+        "bonus_redeemed": Decimal("30"),
+    }
     return Sale(**(fields | changes))
 
 
 UT_SALE = {
-    "Date": "2026-11-05T09:15:00", "Склад_Key": S1, "КассаККМ_Key": K1, "СуммаДокумента": 450,
-    "Комментарий": "onec:evotor:e1:sale", "Статус": "Пробит", "Партнер_Key": P1, "КартаЛояльности_Key": C1,
+    "Date": "2026-11-05T09:15:00",
+    "Склад_Key": S1,
+    "КассаККМ_Key": K1,
+    "СуммаДокумента": 450,
+    "Комментарий": "onec:evotor:e1:sale",
+    "Статус": "Пробит",
+    "Партнер_Key": P1,
+    "КартаЛояльности_Key": C1,
     "ИспользоватьОплатуБонуснымиБаллами": False,
-    "Товары": [{"LineNumber": 1, "Номенклатура_Key": N1, "Количество": 2, "КоличествоУпаковок": 2, "Цена": 250,
-                "Сумма": 450, "СуммаРучнойСкидки": 50, "СуммаБонусныхБалловКСписанию": 30,
-                "СуммаБонусныхБалловКСписаниюВВалюте": 30}],
-    "ОплатаПлатежнымиКартами": [{"LineNumber": 1, "Сумма": 320}], "ПолученоНаличными": 100,
-}  # fmt: skip
+    "Товары": [
+        {
+            "LineNumber": 1,
+            "Номенклатура_Key": N1,
+            "Количество": 2,
+            "КоличествоУпаковок": 2,
+            "Цена": 250,
+            "Сумма": 450,
+            "СуммаРучнойСкидки": 50,
+            "СуммаБонусныхБалловКСписанию": 30,
+            "СуммаБонусныхБалловКСписаниюВВалюте": 30,
+        }
+    ],
+    "ОплатаПлатежнымиКартами": [{"LineNumber": 1, "Сумма": 320}],
+    "ПолученоНаличными": 100,
+}
 
 
 def test_ut_sale_is_written_with_partner_products_and_no_bonus_rows(mocked: responses.RequestsMock) -> None:
@@ -542,8 +680,12 @@ def test_anonymous_sale_gets_the_empty_partner(mocked: responses.RequestsMock) -
 
 def refund(**changes: Any) -> Return:
     base = sale().model_dump(by_alias=True, exclude={"type"})
-    base |= {"ref": DocRef(system="evotor", kind="receipt", id="e2"), "original": DocRef(system="evotor", kind="receipt", id="e1"),
-             "payments": (Payment(method="cash", amount=Decimal("420")),), "bonus_redeemed": Decimal("30")}  # fmt: skip
+    base |= {
+        "ref": DocRef(system="evotor", kind="receipt", id="e2"),
+        "original": DocRef(system="evotor", kind="receipt", id="e1"),
+        "payments": (Payment(method="cash", amount=Decimal("420")),),
+        "bonus_redeemed": Decimal("30"),
+    }
     return Return(**(base | changes))
 
 
@@ -555,8 +697,13 @@ def test_ut_return_names_the_sale_written_earlier_found_by_its_key(mocked: respo
         json=rows({"Ref_Key": ref(60), "Комментарий": "onec:evotor:e1:sale", "Posted": True}),
     )
     expected = {k: v for k, v in UT_SALE.items() if k not in ("ПолученоНаличными", "ОплатаПлатежнымиКартами")}
-    expected |= {"Комментарий": "onec:evotor:e2:return", "ЧекККМ_Key": ref(60), "ВыданоНаличными": 420,
-                 "СуммаБонусныхБалловКВозврату": 30, "ОплатаПлатежнымиКартами": []}  # fmt: skip
+    expected |= {
+        "Комментарий": "onec:evotor:e2:return",
+        "ЧекККМ_Key": ref(60),
+        "ВыданоНаличными": 420,
+        "СуммаБонусныхБалловКВозврату": 30,
+        "ОплатаПлатежнымиКартами": [],
+    }
     mocked.post(f"{BASE}/Document_ЧекККМВозврат", status=201, json=stored(expected, ref(62)))
     mocked.post(f"{BASE}/Document_ЧекККМВозврат(guid'{ref(62)}')/Post")
     adapter().write_document(refund(), "onec:evotor:e2:return")
@@ -571,13 +718,29 @@ def test_retail_return_is_a_cheque_with_operation_kind_and_sale_key(mocked: resp
     mock_catalogs(mocked, "retail")
     mocked.get(f"{BASE}/Document_ЧекККМ", json=rows())
     expected = {
-        "Date": "2026-11-05T09:15:00", "Магазин_Key": S1, "КассаККМ_Key": K1, "СуммаДокумента": 450,
-        "Комментарий": "onec:r1", "ВидОперации": "Возврат", "СтатусЧекаККМ": "Пробитый", "ДисконтнаяКарта_Key": C1,
-        "Телефон": PHONE, "ЧекККМПродажа_Key": ref(70),
-        "Товары": [{"LineNumber": 1, "Номенклатура_Key": N1, "Количество": 2, "Цена": 250, "Сумма": 450,
-                    "СуммаРучнойСкидки": 50, "СуммаСкидкиОплатыБонусом": 30}],
+        "Date": "2026-11-05T09:15:00",
+        "Магазин_Key": S1,
+        "КассаККМ_Key": K1,
+        "СуммаДокумента": 450,
+        "Комментарий": "onec:r1",
+        "ВидОперации": "Возврат",
+        "СтатусЧекаККМ": "Пробитый",
+        "ДисконтнаяКарта_Key": C1,
+        "Телефон": PHONE,
+        "ЧекККМПродажа_Key": ref(70),
+        "Товары": [
+            {
+                "LineNumber": 1,
+                "Номенклатура_Key": N1,
+                "Количество": 2,
+                "Цена": 250,
+                "Сумма": 450,
+                "СуммаРучнойСкидки": 50,
+                "СуммаСкидкиОплатыБонусом": 30,
+            }
+        ],
         "Оплата": [{"LineNumber": 1, "ВидОплаты_Key": ref(201), "Сумма": 420}],
-    }  # fmt: skip
+    }
     mocked.post(f"{BASE}/Document_ЧекККМ", status=201, json=stored(expected, ref(71)))
     mocked.post(f"{BASE}/Document_ЧекККМ(guid'{ref(71)}')/Post")
     onec_original = DocRef(system="onec", kind="Document_ЧекККМ", id=ref(70))  # a sale read from 1C itself
@@ -602,9 +765,12 @@ WS = "http://1c.test/ut/ws/LoyaltyExchange.1cws"
 
 
 def soap_answer(operation: str, value: str) -> str:
-    return (f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">'
-            f'<soap:Body><m:{operation}Response xmlns:m="http://localhost/rt2discountservice"><m:return>{value}</m:return>'
-            f"</m:{operation}Response></soap:Body></soap:Envelope>")  # fmt: skip
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        f'<m:{operation}Response xmlns:m="http://localhost/rt2discountservice"><m:return>{value}</m:return>'
+        f"</m:{operation}Response></soap:Body></soap:Envelope>"
+    )
 
 
 def test_soap_balance_and_bonus_operation_with_the_key_as_operation_id(
@@ -622,9 +788,13 @@ def test_soap_balance_and_bonus_operation_with_the_key_as_operation_id(
     balance_xml = mocked.calls[1].request.body.decode()
     assert "<ns0:ИдентификаторКарты>2000000123456</ns0:ИдентификаторКарты>" in balance_xml
     write_xml = mocked.calls[2].request.body.decode()
-    for fragment in ("<ns0:ИдентификаторОперации>onec:evotor:e1:accrual</ns0:ИдентификаторОперации>",
-                     "<ns0:ВидДвижения>Начисление</ns0:ВидДвижения>", f"<ns0:НомерТелефона>{PHONE}</ns0:НомерТелефона>",
-                     "<ns0:Сумма>120</ns0:Сумма>", "<ns0:ДатаОкончанияСрокаДействия>2027-11-19</ns0:ДатаОкончанияСрокаДействия>"):  # fmt: skip
+    for fragment in (
+        "<ns0:ИдентификаторОперации>onec:evotor:e1:accrual</ns0:ИдентификаторОперации>",
+        "<ns0:ВидДвижения>Начисление</ns0:ВидДвижения>",
+        f"<ns0:НомерТелефона>{PHONE}</ns0:НомерТелефона>",
+        "<ns0:Сумма>120</ns0:Сумма>",
+        "<ns0:ДатаОкончанияСрокаДействия>2027-11-19</ns0:ДатаОкончанияСрокаДействия>",
+    ):
         assert fragment in write_xml
     assert onec.find_postings(["onec:evotor:e1:accrual"]) == {}  # the service dedupes by operation id itself
 

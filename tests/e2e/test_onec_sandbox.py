@@ -28,38 +28,91 @@ BONUS_SET = "Document_НачислениеИСписаниеБонусныхБа
 START = datetime(2026, 11, 2, tzinfo=MSK)
 PROGRAM = "00000000-0000-0000-0000-000000000999"
 STORES = [
-    Store(f"20230110-0000-40bb-80cc-00000000000{n}", f"S0{n}", f"Магазин {n}", "Europe/Moscow",
-          f"20230110-1b2c-40d3-80e4-00000000000{n}", f"00000000-0000-0000-0000-00000000010{n}",
-          f"00000000-0000-0000-0000-00000000020{n}")
+    Store(
+        f"20230110-0000-40bb-80cc-00000000000{n}",
+        f"S0{n}",
+        f"Магазин {n}",
+        "Europe/Moscow",
+        f"20230110-1b2c-40d3-80e4-00000000000{n}",
+        f"00000000-0000-0000-0000-00000000010{n}",
+        f"00000000-0000-0000-0000-00000000020{n}",
+    )
     for n in (1, 2)
-]  # fmt: skip
+]
 PRODUCTS = [
-    Product("101", "Латте 0.3", "coffee", Decimal("250.00"), "c0ffee00-0001-4000-8000-000000000001",
-            "00000000-0000-0000-0000-0000000a0001", "4600001"),
-    Product("205", "Круассан", "bakery", Decimal("150.00"), "c0ffee00-0002-4000-8000-000000000002",
-            "00000000-0000-0000-0000-0000000a0002", "4600002"),
-]  # fmt: skip
+    Product(
+        "101",
+        "Латте 0.3",
+        "coffee",
+        Decimal("250.00"),
+        "c0ffee00-0001-4000-8000-000000000001",
+        "00000000-0000-0000-0000-0000000a0001",
+        "4600001",
+    ),
+    Product(
+        "205",
+        "Круассан",
+        "bakery",
+        Decimal("150.00"),
+        "c0ffee00-0002-4000-8000-000000000002",
+        "00000000-0000-0000-0000-0000000a0002",
+        "4600002",
+    ),
+]
 CUSTOMERS = [
-    SandboxCustomer("+79161234567", "2000000123456", "Анна", None, "00000000-0000-0000-0000-0000000b0001",
-                    "00000000-0000-0000-0000-0000000c0001", 11, 159),
-    SandboxCustomer("+79267654321", "2000000654321", "Борис", None, "00000000-0000-0000-0000-0000000b0002",
-                    "00000000-0000-0000-0000-0000000c0002", 12, 160),
-]  # fmt: skip
+    SandboxCustomer(
+        "+79161234567",
+        "2000000123456",
+        "Анна",
+        None,
+        "00000000-0000-0000-0000-0000000b0001",
+        "00000000-0000-0000-0000-0000000c0001",
+        11,
+        159,
+    ),
+    SandboxCustomer(
+        "+79267654321",
+        "2000000654321",
+        "Борис",
+        None,
+        "00000000-0000-0000-0000-0000000b0002",
+        "00000000-0000-0000-0000-0000000c0002",
+        12,
+        160,
+    ),
+]
 
 
 def _receipt(n: int, store: Store, at: datetime, **extra: Any) -> OneCReceipt:
-    lines = (ReceiptLine(1, "101", Decimal("2.000"), Decimal("250.00"), Decimal("450.00"), Decimal("50.00")),
-             ReceiptLine(2, "205", Decimal("1.000"), Decimal("150.00"), Decimal("150.00")))  # fmt: skip
+    lines = (
+        ReceiptLine(1, "101", Decimal("2.000"), Decimal("250.00"), Decimal("450.00"), Decimal("50.00")),
+        ReceiptLine(2, "205", Decimal("1.000"), Decimal("150.00"), Decimal("150.00")),
+    )
     fields: dict[str, Any] = {"kind": "sale", "customer_phone": CUSTOMERS[n % 2].phone} | extra
-    return OneCReceipt(ref_key=f"00000000-0000-0000-0000-{n:012d}", source_id=f"evo-{n}",
-                       number=f"ТДМ-{n:07d}", comment=f"onec:evotor:evo-{n}:{fields['kind']}", store_id=store.id,
-                       occurred_at=at, lines=lines, **fields)  # fmt: skip
+    return OneCReceipt(
+        ref_key=f"00000000-0000-0000-0000-{n:012d}",
+        source_id=f"evo-{n}",
+        number=f"ТДМ-{n:07d}",
+        comment=f"onec:evotor:evo-{n}:{fields['kind']}",
+        store_id=store.id,
+        occurred_at=at,
+        lines=lines,
+        **fields,
+    )
 
 
 def _world() -> World:
-    world = World(seed=3, start=START.date(), days=9, clean=False, program_yaml="program: {name: test}\n",
-                  onec_program_ref=PROGRAM, stores=list(STORES), products=list(PRODUCTS),
-                  customers=list(CUSTOMERS))  # fmt: skip
+    world = World(
+        seed=3,
+        start=START.date(),
+        days=9,
+        clean=False,
+        program_yaml="program: {name: test}\n",
+        onec_program_ref=PROGRAM,
+        stores=list(STORES),
+        products=list(PRODUCTS),
+        customers=list(CUSTOMERS),
+    )
     n = 0
     for day in range(-1, 8):  # a day before and after the week, so the window's edges are tested
         for store in STORES:
@@ -72,9 +125,14 @@ def _world() -> World:
     world.onec_receipts += [
         _receipt(901, first, START + timedelta(days=1, hours=10), deletion_mark=True),
         _receipt(902, first, START + timedelta(days=2, hours=10), posted=False),
-        _receipt(903, first, START + timedelta(days=2, hours=11), kind="return",
-                 original_ref_key=world.onec_receipts[6].ref_key),
-    ]  # fmt: skip
+        _receipt(
+            903,
+            first,
+            START + timedelta(days=2, hours=11),
+            kind="return",
+            original_ref_key=world.onec_receipts[6].ref_key,
+        ),
+    ]
     return world
 
 
@@ -111,10 +169,14 @@ def sandbox(request: pytest.FixtureRequest, world: World) -> Iterator[tuple[str,
 
 def _adapter(flavour: str, url: str, session: requests.Session | None = None, **options: Any) -> OneCAdapter:
     config = SystemConfig(
-        adapter="onec", base_url=url, user="Обмен", password="секрет", timezone="Europe/Moscow",  # type: ignore[arg-type]
+        adapter="onec",
+        base_url=url,
+        user="Обмен",
+        password="секрет",
+        timezone="Europe/Moscow",  # type: ignore[arg-type]
         mapping="onec/ut11" if flavour == "ut" else "onec/retail2",
         options={"store_ids": {store.id: store.code for store in STORES}, "max_retries": 1, **options},
-    )  # fmt: skip
+    )
     return OneCAdapter("onec", config, session=session)
 
 
@@ -124,9 +186,12 @@ def test_a_week_of_receipts_for_a_store(sandbox: tuple[str, str, Any], world: Wo
     store = STORES[0]
     records = list(onec.documents(store.id, START, START + timedelta(days=7)))
     expected = {
-        r.ref_key for r in world.onec_receipts
-        if r.store_id == store.id and not r.deletion_mark and START <= r.occurred_at < START + timedelta(days=7)
-    }  # fmt: skip
+        r.ref_key
+        for r in world.onec_receipts
+        if r.store_id == store.id
+        and not r.deletion_mark
+        and START <= r.occurred_at < START + timedelta(days=7)
+    }
     assert len(records) == len(expected) == 7 * 3 + 2
     assert {record.id for record in records} == expected
     assert {record.store for record in records} == {store.id}
@@ -151,8 +216,15 @@ def test_a_week_of_receipts_for_a_store(sandbox: tuple[str, str, Any], world: Wo
 
 
 def _posting(key: str, amount: str, kind: str = "accrual", **extra: Any) -> Posting:
-    return Posting(key=key, account=CUSTOMERS[0].phone, kind=kind, amount=Decimal(amount),  # type: ignore[arg-type]
-                   occurred_at=datetime(2026, 11, 5, 12, 0, tzinfo=MSK), status="active", **extra)  # fmt: skip
+    return Posting(
+        key=key,
+        account=CUSTOMERS[0].phone,
+        kind=kind,
+        amount=Decimal(amount),  # type: ignore[arg-type]
+        occurred_at=datetime(2026, 11, 5, 12, 0, tzinfo=MSK),
+        status="active",
+        **extra,
+    )
 
 
 def test_bonus_document_written_posted_read_back_and_moves_the_balance(sandbox: tuple[str, str, Any]) -> None:
@@ -175,12 +247,17 @@ def test_bonus_document_written_posted_read_back_and_moves_the_balance(sandbox: 
         back = mapping.map(stored, system="onec", entity=BONUS_SET, catalogs=onec.catalogs())
         assert isinstance(back, Posting)
         assert (back.key, back.kind, back.amount, back.account) == (
-            "evotor:evo-1:accrual", "accrual", Decimal("120.00"), CUSTOMERS[0].phone)  # fmt: skip
+            "evotor:evo-1:accrual",
+            "accrual",
+            Decimal("120.00"),
+            CUSTOMERS[0].phone,
+        )
         assert back.expires_at == datetime(2027, 11, 5, tzinfo=MSK)
     holder = onec.holder_for_account(CUSTOMERS[0].phone)
     moves = [r.payload for r in onec.register_records(START, later, holder=holder)]
-    assert sorted((m["RecordType"], Decimal(str(m["Начислено"]))) for m in moves if m["Recorder"] == result.remote_id) == [
-        ("Receipt", Decimal("120"))]  # fmt: skip
+    assert sorted(
+        (m["RecordType"], Decimal(str(m["Начислено"]))) for m in moves if m["Recorder"] == result.remote_id
+    ) == [("Receipt", Decimal("120"))]
     # a second write of the same key finds the first document
     again = _adapter(flavour, url).write_posting(accrual, "onec:evotor:evo-1:accrual")
     assert (again.remote_id, again.created) == (result.remote_id, False)
@@ -195,13 +272,30 @@ def test_receipt_written_and_read_back_as_the_same_sale(sandbox: tuple[str, str,
     onec = _adapter(flavour, url)
     at = datetime(2026, 11, 6, 15, 45, tzinfo=MSK)
     sale = Sale(
-        ref=DocRef(system="evotor", kind="receipt", id="evo-sale-77"), number="77", store=STORES[1].id,
-        occurred_at=at, business_date=date(2026, 11, 6), customer=Customer(phone=CUSTOMERS[1].phone),
-        lines=(Line(line_no=1, sku="205", quantity=Decimal("3"), price=Decimal("150"), amount=Decimal("420.00"),
-                    discount=Decimal("30.00"), bonus_redeemed=Decimal("20.00")),),
-        payments=(Payment(method="card", amount=Decimal("400.00")), Payment(method="bonus", amount=Decimal("20.00"))),
-        total=Decimal("420.00"), bonus_redeemed=Decimal("20.00"),
-    )  # fmt: skip
+        ref=DocRef(system="evotor", kind="receipt", id="evo-sale-77"),
+        number="77",
+        store=STORES[1].id,
+        occurred_at=at,
+        business_date=date(2026, 11, 6),
+        customer=Customer(phone=CUSTOMERS[1].phone),
+        lines=(
+            Line(
+                line_no=1,
+                sku="205",
+                quantity=Decimal("3"),
+                price=Decimal("150"),
+                amount=Decimal("420.00"),
+                discount=Decimal("30.00"),
+                bonus_redeemed=Decimal("20.00"),
+            ),
+        ),
+        payments=(
+            Payment(method="card", amount=Decimal("400.00")),
+            Payment(method="bonus", amount=Decimal("20.00")),
+        ),
+        total=Decimal("420.00"),
+        bonus_redeemed=Decimal("20.00"),
+    )
     key = "onec:evotor:evo-sale-77:sale"
     assert onec.find_documents([key]) == {}
     result = onec.write_document(sale, key)
@@ -215,16 +309,24 @@ def test_receipt_written_and_read_back_as_the_same_sale(sandbox: tuple[str, str,
     assert back.customer is not None
     assert back.customer.phone == CUSTOMERS[1].phone
     assert [(line.sku, line.quantity, line.amount, line.bonus_redeemed) for line in back.lines] == [
-        ("205", Decimal("3.000"), Decimal("420.00"), Decimal("20.00"))]  # fmt: skip
+        ("205", Decimal("3.000"), Decimal("420.00"), Decimal("20.00"))
+    ]
     assert back.occurred_at == at
     assert back.total == Decimal("420.00")
     assert onec.find_documents([key]) == {key: result.remote_id}
     refund = Return(
-        ref=DocRef(system="evotor", kind="receipt", id="evo-ret-78"), number="78", store=STORES[1].id,
-        occurred_at=at + timedelta(minutes=5), business_date=date(2026, 11, 6), original=sale.ref,
-        lines=(Line(line_no=1, sku="205", quantity=Decimal("1"), price=Decimal("150"), amount=Decimal("140.00")),),
-        payments=(Payment(method="card", amount=Decimal("140.00")),), total=Decimal("140.00"),
-    )  # fmt: skip
+        ref=DocRef(system="evotor", kind="receipt", id="evo-ret-78"),
+        number="78",
+        store=STORES[1].id,
+        occurred_at=at + timedelta(minutes=5),
+        business_date=date(2026, 11, 6),
+        original=sale.ref,
+        lines=(
+            Line(line_no=1, sku="205", quantity=Decimal("1"), price=Decimal("150"), amount=Decimal("140.00")),
+        ),
+        payments=(Payment(method="card", amount=Decimal("140.00")),),
+        total=Decimal("140.00"),
+    )
     returned = onec.write_document(refund, "onec:evotor:evo-ret-78:return")
     entity = "Document_ЧекККМВозврат" if flavour == "ut" else "Document_ЧекККМ"
     stored = onec.odata.get(entity, returned.remote_id, decode=False)
@@ -272,8 +374,14 @@ def test_soap_balance_and_idempotent_bonus_operation(world: World) -> None:
         soap = OneCAdapter("onec", onec.config.model_copy(update={"protocol": "soap"}))
         phone = CUSTOMERS[1].phone
         before = soap.points_balance(phone)
-        posting = Posting(key="crm:op-5:accrual", account=phone, kind="accrual", amount=Decimal("70.00"),
-                          occurred_at=datetime.now(MSK) - timedelta(hours=1), status="active")  # fmt: skip
+        posting = Posting(
+            key="crm:op-5:accrual",
+            account=phone,
+            kind="accrual",
+            amount=Decimal("70.00"),
+            occurred_at=datetime.now(MSK) - timedelta(hours=1),
+            status="active",
+        )
         first = soap.write_posting(posting, "onec:crm:op-5:accrual")
         second = soap.write_posting(posting, "onec:crm:op-5:accrual")
         assert first.remote_id == second.remote_id
