@@ -1,19 +1,22 @@
 """The emulated 1C:Enterprise: standard OData interface (v3) and the ``LoyaltyExchange`` SOAP service.
 
 Two flavours of one mechanism (reference/onec.md): ``ut`` — УТ 11 (mounted by the sandbox server at ``/1c/ut``,
-with the SOAP service) and ``retail`` — Розница 2 (``/1c/retail``). :func:`build_onec_app` renders a
-:class:`~connector.sandbox.world.World` into an :class:`OneCInfobase` and serves it; the infobase stays reachable
-as ``app.state.infobase`` for seeding and inspection.
+with the SOAP service) and ``retail`` — Розница 2 (``/1c/retail``). :func:`build_onec_app` serves the 1C view of
+a :class:`~connector.sandbox.world.World`; the infobase is rendered on first use (a base nobody asks for costs no
+memory, and the server starts at once — like a real publication, the first request waits for it) and is
+reachable as ``app.infobase`` for seeding and inspection.
 
 Example:
     >>> app = build_onec_app(world, flavour="ut")          # doctest: +SKIP
-    >>> app.state.infobase.rows("Document_ЧекККМ")          # doctest: +SKIP
+    >>> app.infobase.rows("Document_ЧекККМ")                # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
@@ -26,7 +29,36 @@ from connector.sandbox.onec.soap import soap_routes
 from connector.sandbox.onec.wire import OneCServiceError
 from connector.sandbox.world import World
 
-__all__ = ["OneCInfobase", "OneCServiceError", "build_onec_app", "render_world"]
+__all__ = ["OneCApp", "OneCInfobase", "OneCServiceError", "build_onec_app", "render_world"]
+
+
+class _Lazy:
+    """Builds the infobase once, on first call, whichever thread asks first."""
+
+    def __init__(self, build: Callable[[], OneCInfobase]) -> None:
+        self._build = build
+        self._base: OneCInfobase | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> OneCInfobase:
+        if self._base is None:
+            with self._lock:
+                if self._base is None:
+                    self._base = self._build()
+        return self._base
+
+
+class OneCApp(Starlette):
+    """The ASGI app of one emulated 1C base; :attr:`infobase` renders the world on first access."""
+
+    def __init__(self, infobase: Callable[[], OneCInfobase], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._infobase = infobase
+
+    @property
+    def infobase(self) -> OneCInfobase:
+        """The served infobase (rendered now if nobody has asked for it yet)."""
+        return self._infobase()
 
 
 def build_onec_app(
@@ -36,11 +68,11 @@ def build_onec_app(
     user: str = "exchange",
     password: str = "exchange",  # noqa: S107 - the sandbox's documented default credential
     infobase: OneCInfobase | None = None,
-) -> Starlette:
+) -> OneCApp:
     """An ASGI app serving the 1C view of ``world``: OData at ``/odata/standard.odata/``, SOAP (ut) at ``/ws/…``.
 
     Args:
-        world: the sandbox world to render (ignored when ``infobase`` is given).
+        world: the sandbox world to render (on first use; ignored when ``infobase`` is given).
         flavour: ``ut`` (УТ 11) or ``retail`` (Розница 2).
         user: the infobase user for HTTP Basic auth.
         password: its password.
@@ -49,16 +81,14 @@ def build_onec_app(
     Returns:
         A Starlette app; mount it at ``/1c/ut`` or ``/1c/retail``. URLs it writes follow the mount point.
     """
-    base = infobase if infobase is not None else render_world(world, flavour)
+    provider = _Lazy(lambda: infobase if infobase is not None else render_world(world, flavour))
     auth = BasicAuth(user, password)
     zone = ZoneInfo(program_timezone(world))
 
     def now() -> datetime:
         return datetime.now(zone).replace(tzinfo=None, microsecond=0)
 
-    routes: list[BaseRoute] = [*odata_routes(base, auth)]
+    routes: list[BaseRoute] = [*odata_routes(provider, flavour, auth)]
     if flavour == "ut":
-        routes += soap_routes(base, auth, now)
-    app = Starlette(routes=routes)
-    app.state.infobase = base
-    return app
+        routes += soap_routes(provider, auth, now)
+    return OneCApp(provider, routes=routes)

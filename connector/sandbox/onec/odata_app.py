@@ -34,7 +34,7 @@ from connector.sandbox.onec.odata_query import (
     query_error,
     run_query,
 )
-from connector.sandbox.onec.schema import REGISTER, register_dimensions
+from connector.sandbox.onec.schema import REGISTER, Flavour, register_dimensions
 from connector.sandbox.onec.wire import OneCServiceError, dump_json, parse_datetime
 
 __all__ = ["BasicAuth", "odata_routes", "service_root"]
@@ -162,11 +162,15 @@ def _unquote(value: str) -> str:
 
 
 class _ODataService:
-    def __init__(self, base: OneCInfobase, auth: BasicAuth) -> None:
-        self.base = base
+    def __init__(self, infobase: Callable[[], OneCInfobase], flavour: Flavour, auth: BasicAuth) -> None:
+        self._infobase = infobase
         self.auth = auth
         self.cache = ResultCache()
-        self.metadata = metadata_xml(base.flavour)
+        self.metadata = metadata_xml(flavour)
+
+    @property
+    def base(self) -> OneCInfobase:
+        return self._infobase()
 
     async def dispatch(self, request: Request) -> Response:
         if not self.auth.allows(request):
@@ -342,9 +346,15 @@ class _ODataService:
         return dims
 
 
-def odata_routes(base: OneCInfobase, auth: BasicAuth) -> list[Route]:
-    """Starlette routes of the OData service, relative to the 1C base's mount point."""
-    service = _ODataService(base, auth)
+def odata_routes(infobase: Callable[[], OneCInfobase], flavour: Flavour, auth: BasicAuth) -> list[Route]:
+    """Starlette routes of the OData service, relative to the 1C base's mount point.
+
+    Args:
+        infobase: returns the infobase to serve (called per request, so it may build it on first use).
+        flavour: its flavour, for ``$metadata``.
+        auth: the infobase user.
+    """
+    service = _ODataService(infobase, flavour, auth)
     return [
         Route("/odata/standard.odata", service.dispatch, methods=_METHODS),
         Route("/odata/standard.odata/{path:path}", service.dispatch, methods=_METHODS),

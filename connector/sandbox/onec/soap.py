@@ -94,14 +94,20 @@ def _digits(phone: str) -> str:
 
 
 class _Service:
-    def __init__(self, base: OneCInfobase, auth: BasicAuth, now: Callable[[], datetime]) -> None:
-        self.base = base
+    def __init__(
+        self, infobase: Callable[[], OneCInfobase], auth: BasicAuth, now: Callable[[], datetime]
+    ) -> None:
+        self._infobase = infobase
         self.auth = auth
         self.now = now
         self.operations: dict[str, Callable[[dict[str, etree._Element]], str]] = {
             "ПолучитьОстатокБонусов": self._balance,
             "ОбновитьДанныеОБонусах": self._update,
         }
+
+    @property
+    def base(self) -> OneCInfobase:
+        return self._infobase()
 
     async def handle(self, request: Request) -> Response:
         if not self.auth.allows(request):
@@ -282,13 +288,15 @@ def _fault(envelope_ns: str, message: str, *, client: bool) -> Response:
     return Response(payload, status_code=500, media_type=_media_type(envelope_ns))
 
 
-def soap_routes(base: OneCInfobase, auth: BasicAuth, now: Callable[[], datetime]) -> list[Route]:
+def soap_routes(
+    infobase: Callable[[], OneCInfobase], auth: BasicAuth, now: Callable[[], datetime]
+) -> list[Route]:
     """Starlette routes of the web service, relative to the 1C base's mount point.
 
     Args:
-        base: the infobase the service reads and writes.
+        infobase: returns the infobase the service reads and writes (may build it on first use).
         auth: the infobase user (Basic auth, as for OData).
         now: the infobase's local "now" (zone-less), for a balance asked without ``Дата``.
     """
-    service = _Service(base, auth, now)
+    service = _Service(infobase, auth, now)
     return [Route(f"/ws/{SERVICE}.1cws", service.handle, methods=["GET", "POST"])]

@@ -14,7 +14,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from connector.sandbox.onec import build_onec_app
+from connector.sandbox.onec import OneCApp, OneCInfobase, build_onec_app
 from connector.sandbox.world import (
     OneCBonusDocument,
     OneCReceipt,
@@ -195,14 +195,14 @@ def world() -> World:
 class Served:
     """A running server: its base URL (the 1C base root, e.g. http://127.0.0.1:PORT/1c/ut) and the app."""
 
-    def __init__(self, url: str, app: Starlette) -> None:
+    def __init__(self, url: str, app: OneCApp) -> None:
         self.url = url
         self.odata = f"{url}/odata/standard.odata"
         self.app = app
 
     @property
-    def infobase(self):  # type: ignore[no-untyped-def]
-        return self.app.state.infobase
+    def infobase(self) -> OneCInfobase:
+        return self.app.infobase
 
 
 def start_server(app: Starlette) -> tuple[uvicorn.Server, threading.Thread, int]:
