@@ -388,3 +388,32 @@ def test_soap_balance_and_idempotent_bonus_operation(world: World) -> None:
         assert soap.points_balance(phone) == before + Decimal("70")
         assert soap.points_balance(f"card:{CUSTOMERS[1].card}") == before + Decimal("70")
         assert onec.points_balance(phone) == before + Decimal("70")  # the same register read over OData
+
+
+@pytest.mark.parametrize("flavour", ["ut", "retail"])
+def test_a_generated_week_reads_back_whole_and_maps(flavour: str) -> None:
+    generator = pytest.importorskip("connector.sandbox.generator")
+    generated: World = generator.generate_world(generator.SandboxOptions(stores=2, days=7, receipts=12))
+    app = build_onec_app(generated, flavour=flavour)  # type: ignore[arg-type]
+    with _serve(app) as url:
+        config = SystemConfig(
+            adapter="onec",
+            base_url=url,
+            user="exchange",
+            password="exchange",  # type: ignore[arg-type]
+            mapping="onec/ut11" if flavour == "ut" else "onec/retail2",
+            options={"store_ids": {store.id: store.onec_store_ref for store in generated.stores}},
+        )
+        onec = OneCAdapter("onec", config)
+        store = generated.stores[1]
+        since = datetime.combine(generated.start, datetime.min.time(), ZoneInfo(store.timezone))
+        records = list(onec.documents(store.id, since, since + timedelta(days=generated.days)))
+        held = [r for r in generated.onec_receipts if r.store_id == store.id and not r.deletion_mark]
+        assert sorted(record.id for record in records) == sorted(receipt.ref_key for receipt in held)
+        mapping = load_mapping(config.mapping or "", params={"timezone": store.timezone})
+        results = list(
+            mapping.map_many([r.payload for r in records], system="onec", catalogs=onec.catalogs())
+        )
+        assert [result.error for result in results if result.error] == []
+        numbers = {result.value.number for result in results if result.value is not None}
+        assert numbers == {receipt.number for receipt in held}
