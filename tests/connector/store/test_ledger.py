@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -17,11 +15,11 @@ from connector.errors import IdempotencyConflict
 from connector.model import DocRef, Posting
 from connector.store import Store, canonical_posting_json, open_store, posting_hash
 from connector.store.tables import PostingRow
+from tests.connector.store._append_worker import run_workers
 
 MSK = timezone(timedelta(hours=3))
 PHONE = "+79161234567"
 SALE = DocRef(system="evotor", kind="receipt", id="d-1")
-WORKER = Path(__file__).with_name("_append_worker.py")
 
 
 def _at(day: str) -> datetime:
@@ -218,36 +216,6 @@ def _many_postings(count: int) -> list[Posting]:
     ]
 
 
-def _run_workers(
-    url: str, postings: list[Posting], processes: int, singles: int, tmp_path: Path
-) -> list[dict[str, object]]:
-    source = tmp_path / "postings.json"
-    source.write_text(json.dumps([item.model_dump(mode="json") for item in postings]))
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), url, str(source), str(seed), str(singles)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for seed in range(processes)
-    ]
-    try:
-        for worker in workers:
-            assert worker.stdout is not None
-            assert worker.stdout.readline().strip() == "ready"
-        for worker in workers:  # release them together
-            assert worker.stdin is not None
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
-        return [json.loads(worker.communicate(timeout=60)[0]) for worker in workers]
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait()
-
-
 def _assert_exactly_once(url: str, postings: list[Posting], results: list[dict[str, object]]) -> None:
     assert [result["errors"] for result in results] == [[]] * len(results)
     assert [result["conflicts"] for result in results] == [0] * len(results)
@@ -264,7 +232,7 @@ def test_eight_processes_appending_the_same_thousand_postings_leave_exactly_a_th
 ) -> None:
     open_store(pg_url).close()  # migrated once up front; the race under test is the appends
     postings = _many_postings(1000)
-    results = _run_workers(pg_url, postings, processes=8, singles=200, tmp_path=tmp_path)
+    results = run_workers(pg_url, postings, processes=8, singles=100, tmp=tmp_path)
     _assert_exactly_once(pg_url, postings, results)
     # The appends themselves (after every process is up) stay well inside the time the suite can afford.
     assert max(float(str(result["seconds"])) for result in results) < 30
@@ -274,5 +242,5 @@ def test_three_processes_on_one_sqlite_file_leave_exactly_one_row_per_key(tmp_pa
     url = f"sqlite:///{tmp_path / 'state.db'}"
     open_store(url).close()
     postings = _many_postings(150)
-    results = _run_workers(url, postings, processes=3, singles=30, tmp_path=tmp_path)
+    results = run_workers(url, postings, processes=3, singles=30, tmp=tmp_path)
     _assert_exactly_once(url, postings, results)
