@@ -278,6 +278,7 @@ class OneCAdapter:
             )
         canonical = self._cats().stores[store_ref]
         window_days = int(self.options.get("window_days", 1))
+        narrow = bool(self.options.get("select", True))  # false where a base lacks a field the list names
         for entity_set, select, kind_filter in self._receipt_sets(kinds):
             for start, end in _day_windows(since, until, window_days):
                 parts = [
@@ -287,9 +288,9 @@ class OneCAdapter:
                     eq("DeletionMark", deleted),
                 ]
                 flt = and_(*parts, *([kind_filter] if kind_filter else []))
-                use_select = select if self.options.get("select", True) else None
+                chosen = select if narrow else None
                 for row in self.odata.query(
-                    entity_set, filter=flt, select=use_select, orderby=("Date",), decode=False
+                    entity_set, filter=flt, select=chosen, orderby=("Date",), decode=False
                 ):
                     yield RawRecord(
                         self.system, entity_set, str(row["Ref_Key"]), row.get("DataVersion"), canonical, row

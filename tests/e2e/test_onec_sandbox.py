@@ -298,7 +298,10 @@ def test_receipt_written_and_read_back_as_the_same_sale(sandbox: tuple[str, str,
     )
     key = "onec:evotor:evo-sale-77:sale"
     assert onec.find_documents([key]) == {}
+    points_before = onec.points_balance(CUSTOMERS[1].phone, at=at + timedelta(days=1))
     result = onec.write_document(sale, key)
+    # the register mirrors the CRM ledger through bonus documents only: a receipt moves no points
+    assert onec.points_balance(CUSTOMERS[1].phone, at=at + timedelta(days=1)) == points_before
     records = list(onec.documents(STORES[1].id, at - timedelta(minutes=1), at + timedelta(minutes=1)))
     assert [r.id for r in records] == [result.remote_id]
     mapping = load_mapping("onec/ut11" if flavour == "ut" else "onec/retail2")
