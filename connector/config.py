@@ -87,6 +87,9 @@ class SystemConfig(_Section):
     adapter: Literal["evotor", "onec", "crm"]
     base_url: str
     mapping: str | None = None
+    mapping_params: dict[str, Any] = Field(
+        default_factory=dict, description="values for the mapping's params: (bonus_app_ids, …)"
+    )
     timezone: str = "Europe/Moscow"
     user: str | None = None
     password: SecretStr | None = None

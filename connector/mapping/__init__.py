@@ -36,17 +36,30 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.errors import ConfigError
 from connector.mapping.engine import Canonical, Mapping, MapResult
 from connector.mapping.loader import load_spec, resolve, shipped_mappings
 from connector.mapping.transforms import TRANSFORM_NAMES
 
-__all__ = ["TRANSFORM_NAMES", "Canonical", "MapResult", "Mapping", "load_mapping", "shipped_mappings"]
+if TYPE_CHECKING:
+    from connector.config import SystemConfig
+
+__all__ = [
+    "TRANSFORM_NAMES",
+    "Canonical",
+    "MapResult",
+    "Mapping",
+    "load_mapping",
+    "load_system_mapping",
+    "shipped_mappings",
+]
 
 
-def load_mapping(name_or_path: str | Path, *, params: dict[str, Any] | None = None) -> Mapping:
+def load_mapping(
+    name_or_path: str | Path, *, params: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None
+) -> Mapping:
     """Load a shipped mapping by name (``evotor/v2``) or a custom file or directory by path.
 
     Every file is validated now — its schema, every JMESPath expression and every transform — so a typo fails
@@ -56,6 +69,7 @@ def load_mapping(name_or_path: str | Path, *, params: dict[str, Any] | None = No
         name_or_path: a shipped name (``onec/ut11``) or a path to a ``.yaml`` file or a directory of them.
         params: overrides of the files' ``params:`` (e.g. ``{"timezone": "Europe/Samara"}``,
             ``{"bonus_app_ids": ["…"]}``); a name no file declares is an error.
+        defaults: values applied only to parameters the mapping declares (a system's ``timezone``).
 
     Raises:
         ConfigError: naming the file, the YAML line and the key of the first problem.
@@ -70,4 +84,12 @@ def load_mapping(name_or_path: str | Path, *, params: dict[str, Any] | None = No
             f"unknown mapping parameter {unknown[0]!r}; the mapping declares: {', '.join(sorted(declared))}",
             file=str(files[0].parent if len(files) > 1 else files[0]),
         )
-    return Mapping(str(name_or_path), specs, overrides)
+    applicable = {name: value for name, value in (defaults or {}).items() if name in declared}
+    return Mapping(str(name_or_path), specs, {**applicable, **overrides})
+
+
+def load_system_mapping(name: str, system: SystemConfig) -> Mapping:
+    """The mapping of configured system ``name``: its ``mapping``, ``mapping_params`` and ``timezone``."""
+    if not system.mapping:
+        raise ConfigError(f"systems.{name}.mapping: a mapping is needed to read this system (e.g. evotor/v2)")
+    return load_mapping(system.mapping, params=system.mapping_params, defaults={"timezone": system.timezone})

@@ -810,3 +810,24 @@ def test_wheel_ships_the_mapping_files(tmp_path: Path) -> None:
     shipped = {str(path.relative_to(ROOT)).replace("\\", "/") for path in (ROOT / "mappings").rglob("*.yaml")}
     assert "mappings/onec/ut11/receipt.yaml" in shipped
     assert shipped <= names
+
+
+def test_system_mapping_takes_the_system_zone_and_params() -> None:
+    from connector.config import SystemConfig
+    from connector.mapping import load_system_mapping
+
+    onec = SystemConfig(
+        adapter="onec", base_url="http://1c/base", mapping="onec/ut11", timezone="Asia/Yekaterinburg"
+    )
+    evotor = SystemConfig(
+        adapter="evotor",
+        base_url="http://evotor",
+        mapping="evotor/v2",
+        mapping_params={"bonus_app_ids": ["x"]},
+    )
+    onec_mapping = load_system_mapping("onec", onec)
+    assert onec_mapping.params(onec_mapping.files[0][0])["timezone"] == "Asia/Yekaterinburg"
+    evotor_mapping = load_system_mapping("evotor", evotor)
+    assert evotor_mapping.params(evotor_mapping.files[0][0])["bonus_app_ids"] == ["x"]
+    with pytest.raises(ConfigError, match=r"systems\.crm\.mapping"):
+        load_system_mapping("crm", SystemConfig(adapter="crm", base_url="http://crm"))
