@@ -4,7 +4,7 @@ Two flavours of one mechanism (reference/onec.md): ``ut`` — УТ 11 (mounted b
 with the SOAP service) and ``retail`` — Розница 2 (``/1c/retail``). :func:`build_onec_app` serves the 1C view of
 a :class:`~connector.sandbox.world.World`; the infobase is rendered on first use (a base nobody asks for costs no
 memory, and the server starts at once — like a real publication, the first request waits for it) and is
-reachable as ``app.infobase`` for seeding and inspection.
+reachable as ``app.infobase`` (or ``app.state.infobase``) for seeding and inspection.
 
 Example:
     >>> app = build_onec_app(world, flavour="ut")          # doctest: +SKIP
@@ -20,6 +20,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.routing import BaseRoute
 
 from connector.sandbox.onec.base import OneCInfobase
@@ -48,12 +49,26 @@ class _Lazy:
         return self._base
 
 
+class _State(State):
+    """``app.state`` whose ``infobase`` is rendered on first access."""
+
+    def __init__(self, infobase: Callable[[], OneCInfobase]) -> None:
+        super().__init__()
+        object.__setattr__(self, "_infobase", infobase)
+
+    def __getattr__(self, key: Any) -> Any:
+        if key == "infobase":
+            return object.__getattribute__(self, "_infobase")()
+        return super().__getattr__(key)
+
+
 class OneCApp(Starlette):
-    """The ASGI app of one emulated 1C base; :attr:`infobase` renders the world on first access."""
+    """The ASGI app of one emulated 1C base; :attr:`infobase` (also ``app.state.infobase``) renders on first use."""
 
     def __init__(self, infobase: Callable[[], OneCInfobase], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._infobase = infobase
+        self.state = _State(infobase)
 
     @property
     def infobase(self) -> OneCInfobase:

@@ -202,7 +202,7 @@ class Served:
 
     @property
     def infobase(self) -> OneCInfobase:
-        return self.app.infobase
+        return self.app.state.infobase
 
 
 def start_server(app: Starlette) -> tuple[uvicorn.Server, threading.Thread, int]:
