@@ -146,7 +146,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
         config.attributes["connection"] = connection
-        config.set_main_option("sqlalchemy.url", masked_url(connection.engine.url).replace("%", "%%"))
     return config
 
 
@@ -207,6 +206,7 @@ def upgrade(engine: Engine) -> str:
         StoreError: the database cannot be reached or a migration failed.
     """
     from alembic import command
+    from alembic.util import CommandError
 
     head = head_revision()
     try:
@@ -215,7 +215,8 @@ def upgrade(engine: Engine) -> str:
             if _revision_of(connection) != head:
                 command.upgrade(alembic_config(connection), "head")
             connection.commit()
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, CommandError) as exc:
+        # CommandError: e.g. a revision this (older) version of the connector does not know.
         raise StoreError(
             f"cannot migrate the state database: {_first_line(exc)}", state=masked_url(engine.url)
         ) from exc

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
+from connector.errors import StoreError
 from connector.store import Store, current_revision, head_revision, make_engine, open_store, upgrade
 from connector.store.engine import MIGRATIONS_DIR, SCHEMA_REVISION, alembic_config
 from connector.store.tables import Base
@@ -99,5 +100,18 @@ def test_on_postgresql_everything_lands_in_the_isolated_schema(pg_url: str) -> N
                 {"schema": schema},
             ).scalar_one()
             assert owned == len(EXPECTED_TABLES) + 1
+    finally:
+        engine.dispose()
+
+
+def test_a_database_from_a_newer_connector_is_refused_with_a_reason(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    open_store(url).close()
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+        with pytest.raises(StoreError, match=r"cannot migrate the state database: CommandError: .*'0099'"):
+            open_store(url)
     finally:
         engine.dispose()
