@@ -28,7 +28,7 @@ from adapters.base import WriteResult
 from adapters.http import outcome_unknown
 from adapters.odata import ODataClient, and_, contains, eq, or_
 from adapters.onec_payloads import differences
-from connector.errors import ConfigError, FatalRemoteError, RemoteError
+from connector.errors import ConfigError, ConnectorError, FatalRemoteError, RemoteError
 from connector.logs import get_logger
 
 __all__ = ["LOOKUP_CHUNK", "Build", "Found", "OneCWriter"]
@@ -122,7 +122,7 @@ class OneCWriter:
         found = self.known(key, entity_sets)
         if found is not None:
             return self._complete(found, key, build, created=False)
-        entity_set, body = build()
+        entity_set, body = self._build(build)
         try:
             stored = self.odata.create(entity_set, body, decode=False)
         except RemoteError as error:
@@ -146,13 +146,20 @@ class OneCWriter:
     def _complete(self, found: Found, key: str, build: Build, *, created: bool) -> WriteResult:
         """Post a document an earlier attempt created but did not post, once checked to be the one meant."""
         if not found.posted:
-            _, body = build()
+            _, body = self._build(build)
             self._check(
                 found.entity_set, found.ref, body, self.odata.get(found.entity_set, found.ref, decode=False)
             )
             self.odata.post_document(found.entity_set, found.ref)
             self._remember(key, replace(found, posted=True))
         return WriteResult(key, found.ref, created)
+
+    def _build(self, build: Build) -> tuple[str, dict[str, Any]]:
+        try:
+            return build()
+        except ConnectorError as error:  # a missing partner, sku or store: say which system lacks it
+            error.context.setdefault("system", self.system)
+            raise
 
     def _remember(self, key: str, found: Found) -> None:
         with self._lock:

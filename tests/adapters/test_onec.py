@@ -757,6 +757,7 @@ def test_a_line_whose_sku_1c_lacks_is_not_found(mocked: responses.RequestsMock) 
     with pytest.raises(RemoteNotFoundError, match="sku '999'") as caught:
         adapter().write_document(sale(lines=(line,), bonus_redeemed=Decimal("0"), payments=()), "onec:s3")
     assert caught.value.context["field"] == "lines[3].sku"
+    assert caught.value.context["system"] == "onec"
 
 
 # -- SOAP --------------------------------------------------------------------------------------------------
