@@ -20,7 +20,7 @@ from adapters.odata import EMPTY_GUID
 from adapters.onec import OneCAdapter, available_points
 from adapters.rest import BasicAuth
 from connector.config import SystemConfig
-from connector.errors import ConfigError, FatalRemoteError, RemoteNotFoundError
+from connector.errors import ConfigError, FatalRemoteError, RemoteNotFoundError, RetriableRemoteError
 from connector.model import Customer, DocRef, Line, Payment, Posting, Return, Sale
 from connector.sandbox.onec.soap import wsdl_text
 
@@ -836,3 +836,32 @@ def test_lookup_of_many_keys_is_chunked_and_refresh_forgets(mocked: responses.Re
     mocked.get(f"{BASE}/{BONUS_SET}", json=rows())
     assert onec.writer.known(keys[3], (BONUS_SET,)) is None
     assert len(mocked.calls) == 3
+
+
+def test_a_post_that_failed_is_completed_by_the_next_write_without_a_create(
+    mocked: responses.RequestsMock,
+) -> None:
+    mock_catalogs(mocked)
+    body = {**ACCRUAL_BODY, "Комментарий": "onec:k9"}
+    for key in (
+        "ПериодОтсрочкиНачалаДействия",
+        "КоличествоПериодовОтсрочкиНачалаДействия",
+        "ДатаОкончанияСрокаДействия",
+    ):
+        body.pop(key)
+    closed = {"odata.error": {"code": "-1", "message": {"value": "Дата запрета изменения"}}}
+    mocked.get(f"{BASE}/{BONUS_SET}", json=rows())
+    mocked.post(f"{BASE}/{BONUS_SET}", status=201, json=stored(body, ref(58)))
+    post_url = f"{BASE}/{BONUS_SET}(guid'{ref(58)}')/Post"
+    for _ in range(3):  # the first attempt and the policy's two retries
+        mocked.post(post_url, status=500, json=closed)
+    onec = adapter()
+    with pytest.raises(RetriableRemoteError, match="Дата запрета изменения"):
+        onec.write_posting(posting(), "onec:k9")
+    mocked.get(f"{BASE}/{BONUS_SET}(guid'{ref(58)}')", json=stored(body, ref(58)))
+    mocked.post(post_url, status=200)
+    result = onec.write_posting(posting(), "onec:k9")
+    assert (result.remote_id, result.created) == (ref(58), False)
+    creates = [c for c in calls_to(mocked, BONUS_SET, "POST") if "/Post" not in unquote(str(c.request.url))]
+    assert len(creates) == 1
+    assert len(calls_to(mocked, BONUS_SET)) == 2  # one lookup, one read of the unposted document
