@@ -98,7 +98,9 @@ class OneCWriter:
         for row in self.odata.query(
             entity_set, filter=flt, select=(self.key_field, "Posted"), orderby=("Date",)
         ):
-            # substringof matches longer keys too (…:accrual in …:accrual_reversal): only equal ones count
+            # substringof (ПОДОБНО in 1C), never eq: Комментарий is an unlimited string and 1C refuses to
+            # compare those in WHERE (reference §1.7). It also matches longer keys (…:accrual in
+            # …:accrual_reversal) and LIKE wildcards (_): only equal keys count.
             comment = str(row.get(self.key_field) or "").strip()
             previous = found.get(comment)
             # of duplicates left by an older tool, the posted one is the write to keep
