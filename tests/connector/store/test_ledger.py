@@ -9,7 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from connector.errors import IdempotencyConflict
 from connector.model import DocRef, Posting
@@ -93,6 +94,20 @@ def test_append_many_is_all_or_nothing(store: Store) -> None:
 def test_the_ledger_offers_no_way_to_change_or_remove_a_posting(store: Store) -> None:
     public = {name for name in dir(store.ledger) if not name.startswith("_")}
     assert public == {"append", "append_many", "balance", "get", "postings"}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE postings SET amount = 99900 WHERE key = 'evotor:d-1:accrual'", "DELETE FROM postings"],
+)
+def test_the_database_itself_refuses_to_change_or_remove_a_posting(store: Store, statement: str) -> None:
+    store.ledger.append(posting())
+    with (
+        pytest.raises(DBAPIError, match="postings are immutable: a correction is a new posting"),
+        store.engine.begin() as connection,
+    ):
+        connection.execute(text(statement))
+    assert store.ledger.get("evotor:d-1:accrual") == posting()
 
 
 def test_postings_by_account_and_by_document_oldest_first(store: Store) -> None:

@@ -28,6 +28,34 @@ _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
+_IMMUTABLE = "postings are immutable: a correction is a new posting"
+
+# The ledger's promise kept by the database itself: no UPDATE or DELETE of a posting, whoever connects.
+# NOTE for later migrations: SQLite batch mode recreates a table without its triggers; a migration that
+# batch-alters ``postings`` must create these triggers again (test_ledger checks they hold at head).
+_PG_FUNCTION = f"""
+CREATE FUNCTION postings_are_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '{_IMMUTABLE} (key %)', OLD.key USING ERRCODE = 'restrict_violation';
+END
+$$
+"""
+_PG_TRIGGER = (
+    "CREATE TRIGGER postings_immutable BEFORE UPDATE OR DELETE ON postings "
+    "FOR EACH ROW EXECUTE FUNCTION postings_are_immutable()"
+)
+_SQLITE_TRIGGER = "CREATE TRIGGER postings_no_{event} BEFORE {event} ON postings BEGIN SELECT RAISE(ABORT, '{message}'); END"
+
+
+def _make_postings_immutable() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_PG_FUNCTION)
+        op.execute(_PG_TRIGGER)
+        return
+    for event in ("update", "delete"):
+        op.execute(_SQLITE_TRIGGER.format(event=event, message=_IMMUTABLE))
+
+
 def upgrade() -> None:
     op.create_table(
         "audit_log",
@@ -165,6 +193,7 @@ def upgrade() -> None:
         ["document_system", "document_kind", "document_id"],
         unique=False,
     )
+    _make_postings_immutable()
 
     op.create_table(
         "runs",
@@ -293,6 +322,8 @@ def downgrade() -> None:
     op.drop_table("sync_cursors")
     op.drop_table("runs")
     op.drop_table("postings")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION postings_are_immutable()")
     op.drop_table("outbox")
     op.drop_table("leases")
     op.drop_table("documents")
