@@ -181,7 +181,8 @@ class CrossRef(Base):
 
 
 class PostingRow(Base):
-    """The postings ledger. Rows are inserted once and never updated or deleted by the code.
+    """The postings ledger. Rows are inserted once and never updated or deleted: the code has no such path,
+    and triggers made by the initial migration make the database refuse an UPDATE or DELETE from anyone.
 
     ``payload_hash`` is the SHA-256 of the posting's canonical JSON (see :mod:`connector.store.ledger`); it is
     what makes a replay with the same key recognisable and a different payload a conflict.
