@@ -13,6 +13,7 @@ Configuration (``systems.<name>`` in ``connector.yaml``)::
       protocol: odata                                 # soap: bonus balance and operations via the web service
       options:
         store_ids: {"<canonical store id>": "<Склад/Магазин Ref_Key or Code>"}
+        store_timezones: {"<canonical store id>": Asia/Yekaterinburg}   # receipts dated in another zone
         external_id_field: Комментарий                # where the connector's key is kept
         verify: response                              # or reread: GET each document again after posting
         bonus_program: "<Ref_Key>"                    # default: the base's first bonus program
@@ -277,13 +278,14 @@ class OneCAdapter:
                 system=self.system,
             )
         canonical = self._cats().stores[store_ref]
+        tz = self._store_zone(canonical)
         window_days = int(self.options.get("window_days", 1))
         narrow = bool(self.options.get("select", True))  # false where a base lacks a field the list names
         for entity_set, select, kind_filter in self._receipt_sets(kinds):
             for start, end in _day_windows(since, until, window_days):
                 parts = [
-                    ge("Date", datetime_literal(start, self.tz)),
-                    lt("Date", datetime_literal(end, self.tz)),
+                    ge("Date", datetime_literal(start, tz)),
+                    lt("Date", datetime_literal(end, tz)),
                     eq(self.spec.store_field, guid(store_ref)),
                     eq("DeletionMark", deleted),
                 ]
@@ -295,6 +297,11 @@ class OneCAdapter:
                     yield RawRecord(
                         self.system, entity_set, str(row["Ref_Key"]), row.get("DataVersion"), canonical, row
                     )
+
+    def _store_zone(self, store: str) -> ZoneInfo:
+        # A base serving stores in several zones keeps each receipt in its store's local time (reference §6.4).
+        zones = dict(self.options.get("store_timezones") or {})
+        return ZoneInfo(str(zones[store])) if store in zones else self.tz
 
     def _receipt_sets(self, kinds: Sequence[str]) -> list[tuple[str, tuple[str, ...], Filter | None]]:
         spec = self.spec
@@ -436,9 +443,8 @@ class OneCAdapter:
             str(self.options.get("bonus_program") or cats.default_program() or ""), {}
         )
         point_value = Decimal(str(self.options.get("point_value") or program.get("point_value") or "1"))
-        return ReceiptContext(
-            self.spec, cats, self.tz, self.key_field, key, partner, card, original, point_value
-        )
+        tz = self._store_zone(document.store)
+        return ReceiptContext(self.spec, cats, tz, self.key_field, key, partner, card, original, point_value)
 
     def _customer_refs(self, document: Sale | Return) -> tuple[str, str]:
         customer, cats = document.customer, self._cats()

@@ -865,3 +865,13 @@ def test_a_post_that_failed_is_completed_by_the_next_write_without_a_create(
     creates = [c for c in calls_to(mocked, BONUS_SET, "POST") if "/Post" not in unquote(str(c.request.url))]
     assert len(creates) == 1
     assert len(calls_to(mocked, BONUS_SET)) == 2  # one lookup, one read of the unposted document
+
+
+def test_a_store_in_another_zone_is_windowed_in_its_own_local_time(mocked: responses.RequestsMock) -> None:
+    mock_catalogs(mocked)
+    mocked.get(f"{BASE}/Document_ЧекККМ", json=rows())
+    onec = adapter(store_timezones={"store-1": "Asia/Yekaterinburg"})
+    list(onec.documents("store-1", START, START + timedelta(days=1), kinds=("sale",)))
+    assert params(calls_to(mocked, "Document_ЧекККМ")[0])["$filter"].startswith(
+        "Date ge datetime'2026-11-02T02:00:00' and Date lt datetime'2026-11-03T02:00:00'"
+    )

@@ -232,9 +232,18 @@ def test_bonus_document_written_posted_read_back_and_moves_the_balance(sandbox: 
     onec = _adapter(flavour, url)
     later = datetime(2026, 11, 20, tzinfo=MSK)
     before = onec.points_balance(CUSTOMERS[0].phone, at=later)
-    accrual = _posting("evotor:evo-1:accrual", "120.00", expires_at=datetime(2027, 11, 5, tzinfo=MSK))
+    accrual = _posting(
+        "evotor:evo-1:accrual",
+        "120.00",
+        available_at=datetime(2026, 11, 19, tzinfo=MSK),
+        expires_at=datetime(2027, 11, 19, tzinfo=MSK),
+    )
+    eve = datetime(2026, 11, 18, 23, 59, tzinfo=MSK)
+    before_eve = onec.points_balance(CUSTOMERS[0].phone, at=eve)
     result = onec.write_posting(accrual, "onec:evotor:evo-1:accrual")
     assert result.created
+    assert onec.points_balance(CUSTOMERS[0].phone, at=eve) == before_eve  # deferred to the 19th
+    assert onec.points_balance(CUSTOMERS[0].phone, at=later) == before + Decimal("120")
     redemption = _posting("evotor:evo-2:redemption", "-45.50", kind="redemption")
     onec.write_posting(redemption, "onec:evotor:evo-2:redemption")
     assert onec.points_balance(CUSTOMERS[0].phone, at=later) == before + Decimal("120") - Decimal("45.50")
@@ -252,7 +261,8 @@ def test_bonus_document_written_posted_read_back_and_moves_the_balance(sandbox: 
             Decimal("120.00"),
             CUSTOMERS[0].phone,
         )
-        assert back.expires_at == datetime(2027, 11, 5, tzinfo=MSK)
+        assert back.available_at == datetime(2026, 11, 19, tzinfo=MSK)
+        assert back.expires_at == datetime(2027, 11, 19, tzinfo=MSK)
     holder = onec.holder_for_account(CUSTOMERS[0].phone)
     moves = [r.payload for r in onec.register_records(START, later, holder=holder)]
     assert sorted(
@@ -405,7 +415,11 @@ def test_a_generated_week_reads_back_whole_and_maps(flavour: str) -> None:
             user="exchange",
             password="exchange",  # type: ignore[arg-type]
             mapping="onec/ut11" if flavour == "ut" else "onec/retail2",
-            options={"store_ids": {store.id: store.onec_store_ref for store in generated.stores}},
+            options={
+                "store_ids": {store.id: store.onec_store_ref for store in generated.stores},
+                # the sandbox dates each store's receipts in that store's zone, as a multi-zone base does
+                "store_timezones": {store.id: store.timezone for store in generated.stores},
+            },
         )
         onec = OneCAdapter("onec", config)
         store = generated.stores[1]
