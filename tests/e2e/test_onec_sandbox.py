@@ -377,6 +377,29 @@ def test_retry_after_a_lost_create_answer_creates_nothing_twice(sandbox: tuple[s
     assert len(base.find("Document_НачислениеИСписаниеБонусныхБаллов", Комментарий=key)) == 1
 
 
+def test_a_receipt_whose_create_answer_was_lost_is_written_once(sandbox: tuple[str, str, Any]) -> None:
+    flavour, url, base = sandbox
+    session = _LoseFirstCreateAnswer()
+    onec = _adapter(flavour, url, session=session)
+    at = datetime(2026, 11, 7, 11, 0, tzinfo=MSK)
+    line = Line(line_no=1, sku="101", quantity=Decimal("1"), price=Decimal("250"), amount=Decimal("250"))
+    sale = Sale(
+        ref=DocRef(system="evotor", kind="receipt", id="evo-lost-sale"),
+        number="90",
+        store=STORES[0].id,
+        occurred_at=at,
+        business_date=at.date(),
+        lines=(line,),
+        payments=(Payment(method="cash", amount=Decimal("250")),),
+        total=Decimal("250"),
+    )
+    key = "onec:evotor:evo-lost-sale:sale"
+    result = onec.write_document(sale, key)
+    assert session.creates == 1
+    documents = base.find("Document_ЧекККМ", Комментарий=key)
+    assert [(d["Ref_Key"], d["Posted"]) for d in documents] == [(result.remote_id, True)]
+
+
 def test_soap_balance_and_idempotent_bonus_operation(world: World) -> None:
     app = build_onec_app(world, flavour="ut", user="Обмен", password="секрет")
     with _serve(app) as url:
