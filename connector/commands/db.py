@@ -1,7 +1,7 @@
 """``db`` commands: create or upgrade the state database by its migrations, and show its revision.
 
-The database is named by ``--state`` (or the ``LC_STATE`` environment variable), default
-``sqlite:///connector.db``. Every other command upgrades the database on first use too; ``db upgrade`` is for
+The database is ``--state``, else ``$LC_STATE``, else the ``state:`` of the config (``--config``, ``$LC_CONFIG``
+or ./connector.yaml, when one exists), else ``sqlite:///connector.db``. Every other command upgrades the database on first use too; ``db upgrade`` is for
 doing it deliberately (before a deployment, or with a PostgreSQL user allowed to change the schema).
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import typer
 from sqlalchemy.engine import make_url
 
-from connector.store import DEFAULT_STATE_URL, current_revision, make_engine, masked_url
+from connector.commands.common import CONFIG_OPTION, STATE_OPTION, state_url
+from connector.store import current_revision, make_engine, masked_url
 from connector.store import upgrade as upgrade_schema
 from connector.store.engine import SCHEMA_REVISION
 
@@ -22,18 +23,11 @@ app = typer.Typer(
     help="State database: create or upgrade it by its Alembic migrations.", no_args_is_help=True
 )
 
-_STATE = typer.Option(
-    DEFAULT_STATE_URL,
-    "--state",
-    envvar="LC_STATE",
-    help="State database URL: sqlite:///path or postgresql+psycopg://user@host/db.",
-    show_default=True,
-)
-
 
 @app.command()
-def upgrade(state: str = _STATE) -> None:
+def upgrade(state: str | None = STATE_OPTION, config: Path | None = CONFIG_OPTION) -> None:
     """Create the state database, or bring its schema to the newest revision."""
+    state = state_url(state, config)
     engine = make_engine(state)
     try:
         before = current_revision(engine)
@@ -58,8 +52,9 @@ def _missing_sqlite_file(state: str) -> bool:
 
 
 @app.command()
-def current(state: str = _STATE) -> None:
+def current(state: str | None = STATE_OPTION, config: Path | None = CONFIG_OPTION) -> None:
     """Print the schema revision of the state database, and whether it is the newest."""
+    state = state_url(state, config)
     if _missing_sqlite_file(state):
         # Looking must not create the file.
         typer.echo("none (no database yet: run `loyalty-connector db upgrade`)")

@@ -85,3 +85,15 @@ def test_upgrade_and_current_on_postgresql(run_cli: Run, pg_url: str) -> None:
     assert result.code == 0
     assert "upgraded from an empty database to revision 0001" in result.out
     assert run_cli("db", "current", "--state", pg_url).out == "0001 (newest)\n"
+
+
+def test_upgrade_uses_the_state_of_the_config(
+    run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LC_STATE", raising=False)
+    config = tmp_path / "connector.yaml"
+    config.write_text("state: sqlite:///from-config.db\n", encoding="utf-8")
+    result = run_cli("db", "upgrade", "--config", str(config))
+    assert result.code == 0
+    assert (tmp_path / "from-config.db").exists()
+    assert "from-config.db" in result.out
