@@ -60,7 +60,7 @@ from adapters.odata import (
     guid,
     lt,
 )
-from adapters.onec_catalogs import FLAVOURS, Flavour, FlavourSpec, OneCCatalogs, read_catalogs
+from adapters.onec_catalogs import FLAVOURS, FlavourSpec, OneCCatalogs, flavour_of, read_catalogs
 from adapters.onec_payloads import (
     BONUS_DOCUMENT,
     ReceiptContext,
@@ -87,26 +87,6 @@ _log = get_logger("adapters.onec")
 def available_points(accrued: Decimal, to_write_off: Decimal) -> Decimal:
     """Points a holder may spend: ``max(0, НачисленоBalance − max(0, КСписаниюBalance))`` (reference §2.4)."""
     return max(Decimal(0), accrued - max(Decimal(0), to_write_off))
-
-
-_FLAVOUR_NAMES: dict[str, Flavour] = {
-    "ut": "ut",
-    "ut11": "ut",
-    "ka2": "ut",
-    "erp": "ut",
-    "retail": "retail",
-    "retail2": "retail",
-}
-
-
-def _flavour(config: SystemConfig) -> Flavour:
-    named = config.options.get("flavour")
-    if named is not None:
-        if str(named).lower() not in _FLAVOUR_NAMES:
-            raise ConfigError(f"options.flavour: {named!r} is not one of {', '.join(_FLAVOUR_NAMES)}")
-        return _FLAVOUR_NAMES[str(named).lower()]
-    # a shipped or custom mapping under onec/retail2 is Розница; anything else speaks the УТ 11 object model
-    return "retail" if "retail" in str(config.mapping or "").lower() else "ut"
 
 
 def _http(name: str, config: SystemConfig, session: requests.Session | None) -> HttpClient:
@@ -158,7 +138,7 @@ class OneCAdapter:
         self.config = config
         self.options = dict(config.options)
         self.tz = ZoneInfo(config.timezone)
-        self.spec: FlavourSpec = FLAVOURS[_flavour(config)]
+        self.spec: FlavourSpec = FLAVOURS[flavour_of(config.options.get("flavour"), config.mapping)]
         self.key_field = str(self.options.get("external_id_field", "Комментарий"))
         self.http = http or _http(name, config, session)
         self.odata = ODataClient(

@@ -24,7 +24,7 @@ from connector.errors import ConfigError
 from connector.logs import get_logger
 from connector.model import normalize_phone
 
-__all__ = ["FLAVOURS", "Flavour", "FlavourSpec", "OneCCatalogs", "read_catalogs"]
+__all__ = ["FLAVOURS", "Flavour", "FlavourSpec", "OneCCatalogs", "flavour_of", "read_catalogs"]
 
 Flavour = Literal["ut", "retail"]
 _log = get_logger("adapters.onec")
@@ -149,6 +149,30 @@ FLAVOURS: Mapping[Flavour, FlavourSpec] = {
     ),
 }
 """The two configuration families the adapter speaks (``options.flavour`` or the mapping name picks one)."""
+
+_FLAVOUR_NAMES: Mapping[str, Flavour] = {
+    "ut": "ut",
+    "ut11": "ut",
+    "ka2": "ut",
+    "erp": "ut",
+    "retail": "retail",
+    "retail2": "retail",
+}
+
+
+def flavour_of(named: object, mapping: str | None) -> Flavour:
+    """The configuration family: ``options.flavour`` when given, else ``retail`` for a Розница mapping.
+
+    Example:
+        >>> flavour_of(None, "onec/retail2"), flavour_of("ERP", None)
+        ('retail', 'ut')
+    """
+    if named is not None:
+        if str(named).lower() not in _FLAVOUR_NAMES:
+            raise ConfigError(f"options.flavour: {named!r} is not one of {', '.join(_FLAVOUR_NAMES)}")
+        return _FLAVOUR_NAMES[str(named).lower()]
+    # a shipped or custom mapping under onec/retail2 is Розница; anything else speaks the УТ 11 object model
+    return "retail" if "retail" in str(mapping or "").lower() else "ut"
 
 
 @dataclass
