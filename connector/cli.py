@@ -33,6 +33,7 @@ app = typer.Typer(
 _GROUPS: dict[str, str] = {
     "db": "connector.commands.db",
     "rules": "connector.commands.rules",
+    "sandbox": "connector.commands.sandbox",
 }
 # Single commands: name -> "module:function".
 _COMMANDS: dict[str, str] = {

@@ -1,8 +1,8 @@
 """The postings the program expects for the sandbox's till receipts, fast enough for 100,000 receipts.
 
-The rules are :mod:`connector.rules` (DESIGN.md §3), applied straight to world receipts: money in whole kopecks,
-points in whole cents of a point, one exact :class:`~fractions.Fraction` per distinct rate of a sale instead of
-one per line, and no canonical documents built. The tests hold the result equal to
+The rules are :mod:`connector.rules` (DESIGN.md §3), applied straight to world receipts: money in whole
+kopecks, points in whole cents of a point, one exact :class:`~fractions.Fraction` per distinct rate of a sale
+instead of one per line, and no canonical documents built. The tests hold the result equal to
 :func:`connector.rules.evaluate` over the canonical documents, posting by posting, on worlds that cross tiers,
 run through a promotion and return sales in parts — the rules engine stays the one definition.
 

@@ -1,4 +1,4 @@
-"""The tills: every store's receipts, day by day, as Evotor holds them (see :mod:`connector.sandbox.generator`)."""
+"""The tills: every store's receipts, day by day, as Evotor holds them (see the generator)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,11 @@ def seeded_rng(seed: int, stream: str) -> random.Random:
 
 
 def new_uuid(rng: random.Random) -> str:
-    """A version-4 UUID drawn from ``rng``: ``str(uuid.UUID(int=rng.getrandbits(128), version=4))``, spelled out
-    because the sandbox draws a few hundred thousand of them."""
+    """A version-4 UUID drawn from ``rng``.
+
+    The same string as ``str(uuid.UUID(int=rng.getrandbits(128), version=4))``, spelled out because the
+    sandbox draws a few hundred thousand of them.
+    """
     value = rng.getrandbits(128) & _UUID_CLEAR | _UUID_SET
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
@@ -129,7 +132,7 @@ class Till:
         local = self.world.start + timedelta(days=day)
         offset = ZoneInfo(store.timezone).utcoffset(datetime.combine(local, time(12)))
         assert offset is not None
-        round_the_clock = int(store.code[1:]) % 2 == 1
+        round_the_clock = (int(store.code[1:]) - 1) % 4 < 2  # S01 (Moscow) and S02 (Samara), S05, S06, …
         opening, closing = (0, 86_400_000) if round_the_clock else (8 * 3_600_000, 23 * 3_600_000)
         millis = sorted(self.rng.sample(range(opening, closing), self.receipts))
         midnight = datetime.combine(local, time(0), tzinfo=timezone(offset))
@@ -218,7 +221,7 @@ class Till:
     def _redemption(
         self, customer: SandboxCustomer | None, lines: list[ReceiptLine], variant: str
     ) -> Decimal:
-        """Points paid: within the limits (often none), or over one of them for an injected variant (else 0)."""
+        """Points paid: within the limits (often none), or over one for an injected variant (else 0)."""
         assert customer is not None
         total = sum((line.amount for line in lines), _ZERO)
         balance = self.balance[customer.phone]

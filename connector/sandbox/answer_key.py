@@ -1,9 +1,9 @@
-"""What an earlier connector run left in 1C and the CRM, the discrepancies injected into it, and the answer key.
+"""What an earlier connector run left in 1C and the CRM, the discrepancies injected, and the answer key.
 
 The definitions of every injected kind, and of the ids the answer key lists for it, are in the docstring of
 :mod:`connector.sandbox.generator`; this module implements them. Canonical documents for the rules engine are
-built with :func:`canonical_documents`, exactly as the Evotor mapping sees a receipt: redemption at receipt level
-only (the till states no per-line share), customer by phone and card.
+built with :func:`canonical_documents`, exactly as the Evotor mapping sees a receipt: redemption at receipt
+level only (the till states no per-line share), customer by phone and card.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class _Pending:
 
 
 class _EarlierRun:
-    """Builds the 1C and CRM state an earlier connector run left, with injected discrepancies and their key."""
+    """Builds the 1C and CRM state an earlier run left, with injected discrepancies and their key."""
 
     def __init__(self, world: World, opening: dict[str, Decimal], made: list[tuple[str, str, str]]) -> None:
         self.world, self.opening, self.made = world, opening, made
@@ -502,7 +502,7 @@ class _EarlierRun:
 
 
 def record_earlier_run(world: World, opening: dict[str, Decimal], made: list[tuple[str, str, str]]) -> None:
-    """Fill in what an earlier connector run left in 1C and the CRM, inject discrepancies, write the answer key.
+    """Fill in what an earlier run left in 1C and the CRM, inject discrepancies, write the answer key.
 
     Args:
         world: a world whose master data and Evotor receipts are generated.

@@ -1,34 +1,38 @@
 """The sandbox data generator: a deterministic :class:`~connector.sandbox.world.World` from a seed.
 
-Same options, same world, byte for byte: every id is a UUID drawn from a seeded RNG, every amount a Decimal with
-kopecks. Evotor's receipts come from their own RNG stream, so ``--clean`` and the default world hold the same
-till data and differ only in what 1C and the CRM hold.
+Same options, same world, byte for byte: every id is a UUID drawn from a seeded RNG, every amount a Decimal
+with kopecks. Evotor's receipts come from their own RNG stream, so ``--clean`` and the default world hold the
+same till data and differ only in what 1C and the CRM hold.
 
 What is generated
 =================
 * stores — Moscow (``Europe/Moscow``, +03:00) and Samara (``Europe/Samara``, +04:00), with Yekaterinburg
-  (``Asia/Yekaterinburg``, +05:00) from the fourth store on; stores S01 and S02 (and every other odd-numbered
-  one) are open round the clock, so night receipts fall on the previous UTC date (Evotor's ``close_date``) and,
-  for the Samara store, on the previous Moscow date (1C's clock). ``business_date`` is always the store's local
-  date; receipts are made on local dates ``start`` … ``start + days - 1``.
+  (``Asia/Yekaterinburg``, +05:00) from the fourth store on. S01 and S02 (and every store whose number is 1 or
+  2 modulo 4) are open round the clock, the others from 08:00 to 23:00, so night receipts fall on the previous
+  UTC date (Evotor's ``close_date``) and, for the Samara store, on the previous Moscow date (1C's clock).
+  ``business_date`` is always the store's local date; receipts are made on the local dates from ``start`` to
+  ``start + days - 1``.
 * a catalog with categories ``dairy``, ``bakery``, ``produce`` (sold by weight), ``grocery``, ``drinks``,
   ``household``, ``tobacco``, ``alcohol`` and ``promo``;
 * customers known in all three systems (E.164 phone, 13-digit card, 1C partner and card, CRM customer and
   account), each with an opening balance migrated into the CRM before the window;
 * per store and day ``receipts`` till receipts: sales (about 45 % anonymous) with line discounts and, for
-  customers, redemption of points as a bonus-app payment; partial and full returns of earlier sales of the same
-  store (a sale may be returned in two parts); returns without a basis.
+  customers, redemption of points as a bonus-app payment; partial and full returns of earlier sales of the
+  same store (a sale may be returned in two parts); returns without a basis.
 
 Natural data obey the program (:data:`DEFAULT_PROGRAM_YAML`): a redemption is ≥ ``min_points``, ≤
-``max_share_percent`` of the total, never on a receipt with an excluded (tobacco) line, and never more than what
-the customer's opening balance still covers (accruals are pending for 14 days, longer than the window). The
-per-line ``bonus_redeemed`` is the receipt-level amount spread with :func:`connector.rules.spread_redeemed`;
-Evotor states it at receipt level only, and so does the canonical document (:func:`canonical_document`).
+``max_share_percent`` of the total, never on a receipt with an excluded (tobacco) line, and never more than
+what the customer's opening balance still covers (accruals are pending for 14 days, longer than the window).
+The per-line ``bonus_redeemed`` is the receipt-level amount spread with
+:func:`connector.rules.spread_redeemed`; Evotor states it at receipt level only, and so does the canonical
+document (:func:`connector.sandbox.answer_key.canonical_documents`).
 
 The earlier connector run (unless ``clean``) — see :mod:`connector.sandbox.answer_key`
 =======================================================================================
-* **1C receipts**: one per Evotor receipt (``ЧекККМ`` for a sale, ``ЧекККМВозврат`` for a return), ``Комментарий``
-  ``onec:evotor:<receipt id>:sale|return``, the same lines and customer, ``Date`` in Moscow time;
+* **1C receipts**: one per Evotor receipt (``ЧекККМ`` for a sale, ``ЧекККМВозврат`` for a return, its
+  ``ЧекККМ`` the sale's 1C receipt or empty for a return without a basis), ``Комментарий``
+  ``onec:evotor:<receipt id>:sale|return``, the same lines and customer, posted, not marked for deletion,
+  ``Date`` in Moscow time;
 * **CRM operations**: the expected postings (:func:`connector.rules.expected_postings` over each customer's
   documents in order of ``occurred_at``, ties by id, with ``cumulative_spend_before`` 0): accrual and
   redemption refund as ``credit`` (accruals with ``activationDate`` = ``available_at`` and ``expireDate`` =
@@ -37,15 +41,15 @@ The earlier connector run (unless ``clean``) — see :mod:`connector.sandbox.ans
   is a ``credit`` dated 30 days before ``start`` whose comment is free text (not ``crm:…``): a manual
   operation, never a connector posting;
 * **1C bonus documents**: one ``НачислениеИСписаниеБонусныхБаллов`` per CRM operation (duplicates and orphans
-  included), same points (credit → ``Начисление``, charge → ``Списание``), ``Комментарий`` ``onec:<posting key>``
-  — for a manual CRM operation the key is ``crm:<operation id>:adjustment``.
+  included), same points (credit → ``Начисление``, charge → ``Списание``), ``Комментарий``
+  ``onec:<posting key>`` — for a manual CRM operation the key is ``crm:<operation id>:adjustment``.
 
 Injected discrepancies — exactly what the answer key lists
 ==========================================================
-Each entry has ``kind``, ``store`` (Evotor store id, the canonical store id), ``business_date`` (the store's local
-date of the Evotor receipt involved) and ``refs``. Targets are distinct receipts; a sale chosen for one kind has
-no returns and carries no other injection. Counts: ``max(3, receipts in the window // 400)`` per kind where
-eligible, spread over stores and days.
+Each entry has ``kind``, ``store`` (Evotor store id, the canonical store id), ``business_date`` (the store's
+local date of the Evotor receipt involved) and ``refs``. Targets are distinct receipts; a sale chosen for one
+kind has no returns and carries no other injection. Counts: ``max(3, receipts in the window // 400)`` per kind
+where eligible, spread over stores and days.
 
 Documents, tills vs accounting (left ``evotor``, right ``onec``, matched by ``Комментарий``):
 
@@ -53,8 +57,8 @@ Documents, tills vs accounting (left ``evotor``, right ``onec``, matched by ``К
 * ``missing_in_left`` — a 1C ``ЧекККМ`` whose comment names an Evotor id that does not exist (anonymous,
   posted, made between 12:00 and 20:00 local time). refs ``onec`` (Ref_Key); ``store`` / ``business_date`` are
   the 1C receipt's.
-* ``amount_mismatch`` — the 1C receipt's last line (hence its total) is 1.00–99.99 higher than Evotor's.
-  refs ``evotor``, ``onec``.
+* ``amount_mismatch`` — the 1C receipt's last line (hence its total) is 1.00–99.99 higher than Evotor's. refs
+  ``evotor``, ``onec``.
 * ``line_mismatch`` — totals agree; one 1C line names another product (sku) with the same quantity, price and
   amount. A pair whose totals differ is an ``amount_mismatch`` only. refs ``evotor``, ``onec``.
 * ``customer_mismatch`` — the 1C receipt names another customer than Evotor's. refs ``evotor``, ``onec``.
@@ -72,14 +76,15 @@ Loyalty ledger (Evotor documents vs CRM operations, by posting key):
   ``crm_account``, ``key``.
 * ``orphan_posting`` — a CRM credit ``crm:evotor:<id>:accrual`` for an anonymous sale, which expects no
   posting; mirrored in 1C. refs ``evotor`` (that sale), ``crm``, ``onec``, ``crm_account``, ``key``.
-* ``redemption_over_limit`` — a sale whose redemption breaks a limit (:func:`connector.rules.redemption_violations`
-  reports it): over ``max_share_percent``, below ``min_points``, or more than the amount of the lines outside
-  the excluded categories (a tobacco purchase paid with points); the CRM holds the redemption as the till
-  states it. refs ``evotor``, ``crm`` (the redemption's operation), ``crm_account``, ``key``.
+* ``redemption_over_limit`` — a sale whose redemption breaks a limit
+  (:func:`connector.rules.redemption_violations` reports it): over ``max_share_percent``, below
+  ``min_points``, or more than the amount of the lines outside the excluded categories (a tobacco purchase
+  paid with points); the CRM holds the redemption as the till states it. refs ``evotor``, ``crm`` (the
+  redemption's operation), ``crm_account``, ``key``.
 * ``return_without_sale`` — an Evotor return with no ``base_document_id`` (half anonymous, half naming a
   customer); it posts nothing. refs ``evotor``, ``onec`` (its ``ЧекККМВозврат``).
-* ``balance_mismatch`` — a customer whose 1C total (Σ ``Начисление`` − Σ ``Списание`` over posted documents
-  of the partner) differs from the CRM total (Σ credits − Σ charges over the account's operations): a manual 1C
+* ``balance_mismatch`` — a customer whose 1C total (Σ ``Начисление`` − Σ ``Списание`` over posted documents of
+  the partner) differs from the CRM total (Σ credits − Σ charges over the account's operations): a manual 1C
   document (free-text comment, not ``onec:…``) with no CRM counterpart. Every other difference leaves the two
   totals equal, because 1C mirrors each CRM operation. ``store`` is ``""`` (a balance belongs to a customer);
   ``business_date`` is the 1C document's Moscow date. refs ``onec`` (that document), ``onec_partner``,
