@@ -108,6 +108,15 @@ class SandboxIndex:
     products: dict[str, Product] = field(default_factory=dict)
     customers: dict[str, SandboxCustomer] = field(default_factory=dict)
     receipts: dict[str, Receipt] = field(default_factory=dict)
+    _lines: dict[str, tuple[str, int]] = field(default_factory=dict)  # sku -> (product JSON part, stock)
+
+    def product_part(self, sku: str) -> tuple[str, int]:
+        """A position's product fields (JSON members) and its stock before the sale, per sku."""
+        part = self._lines.get(sku)
+        if part is None:
+            part = (_product_fields(self.products.get(sku), sku), zlib.crc32(sku.encode()) % 200)
+            self._lines[sku] = part
+        return part
 
     @classmethod
     def of(cls, world: World) -> SandboxIndex:
@@ -172,7 +181,6 @@ def _q(text: str) -> str:
     return _escape(text)
 
 
-@functools.lru_cache(maxsize=4096)
 def _product_fields(product: Product | None, sku: str) -> str:
     """The product part of a position, the same on every line of that product."""
     if product is None:  # a "free price" position: no product_id, no barcode
@@ -206,10 +214,10 @@ def _position(index: SandboxIndex, base: str, line: ReceiptLine, doc_level: bool
     sum_ = (line.price * line.quantity).quantize(_CENT)
     result_price = (line.amount / line.quantity).quantize(_CENT) if line.quantity else line.amount
     cost_price = (line.price * _COST_SHARE).quantize(_CENT)
-    stock = zlib.crc32(line.sku.encode()) % 200
+    product, stock = index.product_part(line.sku)
     text = (
         f'{{"id":{line.line_no},"uuid":"{_child_uid(base, 1, line.line_no)}",'
-        f"{_product_fields(index.products.get(line.sku), line.sku)},"
+        f"{product},"
         f'"quantity":{_quantity(line.quantity):f},"initial_quantity":{stock},"price":{line.price:f},'
         f'"cost_price":{cost_price:f},"sum":{sum_:f},"result_price":{result_price:f},'
         f'"result_sum":{line.amount:f},"tax":{{"type":"NO_VAT","sum":0,"result_sum":0}},"extra_keys":[]'

@@ -14,12 +14,14 @@ import math
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["Packer", "RateBudget", "RateDecision", "decode_cursor", "dumps", "encode_cursor"]
+__all__ = ["BlockStore", "RateBudget", "RateDecision", "decode_cursor", "dumps", "encode_cursor"]
 
 _MARK = "\x01"
 # json escapes the control character as \u0001, so a marked number shows up as "\u0001<digits>\u0001";
@@ -112,29 +114,90 @@ class RateBudget:
         return RateDecision(allowed, self.burst, int(tokens), reset)
 
 
-class Packer:
-    """Keeps many similar JSON documents small: each is deflated against a dictionary of sample documents.
+class BlockStore:
+    """An append-only list of byte strings kept deflated in blocks of consecutive items.
 
-    Documents of one kind share most of their text (keys, shop names, product names), so a shared dictionary
-    makes each of them several times smaller than plain deflate would; inflating a 1,000-document page costs
-    a few milliseconds.
+    Consecutive documents of one store share most of their text, so a block of them deflates far better than
+    each alone (5-10x for till receipts). Items are stored joined by ``separator``, so a run of consecutive
+    items comes out of a block as one slice, already joined: serving a 1,000-document JSON page is inflating
+    about 16 blocks and a handful of slices. The last blocks read stay inflated, since pages are read in order.
 
     Args:
-        samples: typical documents; the last 8 KiB of them become the dictionary.
+        block_size: items per block.
+        separator: what :meth:`joined` puts between items (``b","`` for a JSON array).
+        cached_blocks: inflated blocks kept for the next read.
     """
 
-    # 8 KiB: about 4x smaller documents; a larger dictionary packs little better but makes every call slower.
-    _ZDICT_SIZE = 8192
+    def __init__(self, block_size: int = 64, separator: bytes = b",", cached_blocks: int = 32) -> None:
+        self.block_size = block_size
+        self.separator = separator
+        self._blocks: list[bytes] = []
+        self._ends: list[array[int]] = []  # per block, where each item ends in the inflated block
+        self._pending: list[bytes] = []  # the last, incomplete block, kept as it is
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cached_blocks = cached_blocks
 
-    def __init__(self, samples: list[bytes]) -> None:
-        self._zdict = b"".join(samples)[-self._ZDICT_SIZE :]
+    def __len__(self) -> int:
+        return len(self._blocks) * self.block_size + len(self._pending)
 
-    def pack(self, document: bytes) -> bytes:
-        """The document, deflated."""
-        packer = zlib.compressobj(1, zdict=self._zdict) if self._zdict else zlib.compressobj(1)
-        return packer.compress(document) + packer.flush()
+    def append(self, item: bytes) -> int:
+        """Add an item; returns its index."""
+        self._pending.append(item)
+        if len(self._pending) == self.block_size:
+            self._seal()
+        return len(self) - 1
 
-    def unpack(self, packed: bytes) -> bytes:
-        """The document :meth:`pack` was given."""
-        unpacker = zlib.decompressobj(zdict=self._zdict) if self._zdict else zlib.decompressobj()
-        return unpacker.decompress(packed) + unpacker.flush()
+    def _seal(self) -> None:
+        ends = array("L")
+        end = -len(self.separator)
+        for item in self._pending:
+            end += len(self.separator) + len(item)
+            ends.append(end)
+        self._blocks.append(zlib.compress(self.separator.join(self._pending), 1))
+        self._ends.append(ends)
+        self._pending = []
+
+    def _inflated(self, block: int) -> bytes:
+        data = self._cache.get(block)
+        if data is None:
+            data = zlib.decompress(self._blocks[block])
+            self._cache[block] = data
+            if len(self._cache) > self._cached_blocks:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(block)
+        return data
+
+    def _run(self, block: int, first: int, last: int) -> bytes:
+        """Items ``first``..``last`` (slots) of a block, joined by the separator."""
+        if block == len(self._blocks):
+            return self.separator.join(self._pending[first : last + 1])
+        ends = self._ends[block]
+        start = ends[first - 1] + len(self.separator) if first else 0
+        return self._inflated(block)[start : ends[last]]
+
+    def get(self, index: int) -> bytes:
+        """The item at ``index``."""
+        block, slot = divmod(index, self.block_size)
+        return self._run(block, slot, slot)
+
+    def joined(self, indices: Iterable[int]) -> bytes:
+        """The items at ``indices``, in that order, joined by the separator."""
+        runs: list[bytes] = []
+        block = first = last = -1
+        for index in indices:
+            here, slot = divmod(index, self.block_size)
+            if here == block and slot == last + 1:
+                last = slot
+                continue
+            if block >= 0:
+                runs.append(self._run(block, first, last))
+            block, first, last = here, slot, slot
+        if block >= 0:
+            runs.append(self._run(block, first, last))
+        return self.separator.join(runs)
+
+    @property
+    def packed_size(self) -> int:
+        """Bytes held, deflated blocks and pending items together."""
+        return sum(map(len, self._blocks)) + sum(map(len, self._pending))

@@ -15,9 +15,9 @@ Every response carries ``X-RateLimit-Limit``/``-Remaining``/``-Reset``; past the
 ``Authorization: Bearer <token>``; anything else is 401. Errors use the body of Evotor's Java SDK:
 ``{"code", "message", "violations": [{"reason", "subject"}]}``.
 
-All documents are rendered to JSON when the app is built and kept deflated against a shared dictionary
-(:class:`~connector.sandbox._wire.Packer`), so a 1,000-document page is a few milliseconds of inflating and a
-join, and a 100,000-receipt world stays well under 100 MB.
+All documents are rendered to JSON when the app is built and kept deflated in blocks of consecutive documents
+(:class:`~connector.sandbox._wire.BlockStore`), so a 1,000-document page is a few milliseconds of inflating
+and a join, and a 100,000-receipt world takes tens of megabytes, not hundreds.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connector.sandbox._render_evotor import SandboxIndex, render_device, render_document_json, render_store
-from connector.sandbox._wire import Packer, RateBudget, decode_cursor, dumps, encode_cursor
+from connector.sandbox._wire import BlockStore, RateBudget, decode_cursor, dumps, encode_cursor
 from connector.sandbox.faults import wants_dup
 from connector.sandbox.world import World
 
@@ -93,10 +93,27 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 @dataclass
 class _Stream:
-    """One store's documents of one type selection, sorted by close time (packed: see :class:`Packer`)."""
+    """One store's documents of one type selection: close times (sorted) and positions in the store's list."""
 
     close_ms: list[int] = field(default_factory=list)
-    packed: list[bytes] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _StoreDocuments:
+    """A store's documents in close-time order, kept deflated, with its streams and an id index."""
+
+    documents: BlockStore = field(default_factory=BlockStore)
+    streams: dict[str, _Stream] = field(default_factory=dict)  # "ALL" | "SELL" | "PAYBACK"
+    by_id: dict[str, int] = field(default_factory=dict)
+
+    def add(self, receipt_id: str, kind: str, moment: int, document: bytes) -> None:
+        position = self.documents.append(document)
+        self.by_id[receipt_id] = position
+        for key in (kind, "ALL"):
+            stream = self.streams.setdefault(key, _Stream())
+            stream.close_ms.append(moment)
+            stream.positions.append(position)
 
 
 @dataclass
@@ -104,40 +121,30 @@ class _EvotorData:
     stores: list[bytes]
     store_blobs: dict[str, bytes]
     devices: list[tuple[str, bytes]]  # (store id, device json)
-    streams: dict[tuple[str, str], _Stream]  # (store id, "SELL" | "PAYBACK" | "ALL")
-    documents: dict[tuple[str, str], bytes]  # (store id, document id) -> packed document
-    packer: Packer
+    documents: dict[str, _StoreDocuments]  # store id -> its documents
 
 
 def _prerender(world: World) -> _EvotorData:
     index = SandboxIndex.of(world)
-    receipts = sorted(world.receipts, key=lambda r: (r.occurred_at, r.id))
-    # A world of 100,000 receipts is ~280 MB of JSON; packed, it is several times less.
-    packer = Packer([render_document_json(index, receipt).encode() for receipt in receipts[:4]])
     stores = [dumps(render_store(index, store)) for store in world.stores]
     data = _EvotorData(
         stores=stores,
         store_blobs={store.id: blob for store, blob in zip(world.stores, stores, strict=True)},
         devices=[(store.id, dumps(render_device(index, store))) for store in world.stores],
-        streams={},
-        documents={},
-        packer=packer,
+        documents={store.id: _StoreDocuments() for store in world.stores},
     )
-    for receipt in receipts:
-        blob = packer.pack(render_document_json(index, receipt).encode())
+    for receipt in sorted(world.receipts, key=lambda r: (r.occurred_at, r.id)):
+        document = render_document_json(index, receipt).encode()
         kind = "SELL" if receipt.kind == "sale" else "PAYBACK"
-        moment = epoch_ms(receipt.occurred_at)
-        for key in (kind, "ALL"):
-            stream = data.streams.setdefault((receipt.store_id, key), _Stream())
-            stream.close_ms.append(moment)
-            stream.packed.append(blob)
-        data.documents[(receipt.store_id, receipt.id)] = blob
+        data.documents[receipt.store_id].add(receipt.id, kind, epoch_ms(receipt.occurred_at), document)
     return data
 
 
-def _list_body(blobs: list[bytes], next_cursor: str | None) -> bytes:
+def _list_body(items: list[bytes] | bytes, next_cursor: str | None) -> bytes:
+    """The list envelope around ``items`` (a list, or the items already joined by commas)."""
+    joined = items if isinstance(items, bytes) else b",".join(items)
     paging = b'{"next_cursor":"%s"}' % next_cursor.encode() if next_cursor else b"{}"
-    return b'{"items":[' + b",".join(blobs) + b'],"paging":' + paging + b"}"
+    return b'{"items":[' + joined + b'],"paging":' + paging + b"}"
 
 
 def _parse_ms(request: Request, name: str, default: int, violations: list[tuple[str, str]]) -> int:
@@ -190,7 +197,7 @@ class _Documents:
         selection = _selection(request.query_params.get("type"), violations)
         if violations:
             return _error(400, "Invalid request parameters", violations)
-        stream = self.data.streams.get((store_id, selection), _Stream())
+        stream = self.data.documents[store_id].streams.get(selection, _Stream())
         return selection, bisect_left(stream.close_ms, since), bisect_left(stream.close_ms, until)
 
     def _resume(self, store_id: str, cursor: str) -> tuple[str, int, int] | Response:
@@ -200,10 +207,11 @@ class _Documents:
         return str(state["k"]), int(state["i"]), int(state["e"])
 
     def _page(self, store_id: str, key: str, start: int, end: int) -> Response:
-        stream = self.data.streams.get((store_id, key), _Stream())
+        store = self.data.documents[store_id]
+        stream = store.streams.get(key, _Stream())
         stop = min(start + self.page_size, end)
         following = encode_cursor({"s": store_id, "k": key, "i": stop, "e": end}) if stop < end else None
-        documents = [self.data.packer.unpack(packed) for packed in stream.packed[start:stop]]
+        documents = store.documents.joined(stream.positions[start:stop])
         return Response(_list_body(documents, following), media_type=_JSON)
 
 
@@ -221,11 +229,11 @@ def _routes(data: _EvotorData, page_size: int) -> list[Route]:
         return Response(_list_body(blobs, None), media_type=_JSON)
 
     async def document(request: Request) -> Response:
-        key = (request.path_params["store_id"], request.path_params["document_id"])
-        packed = data.documents.get(key)
-        if packed is None:
+        store = data.documents.get(request.path_params["store_id"])
+        position = store.by_id.get(request.path_params["document_id"]) if store else None
+        if store is None or position is None:
             return _error(404, "Document not found")
-        return Response(data.packer.unpack(packed), media_type=_JSON)
+        return Response(store.documents.get(position), media_type=_JSON)
 
     return [
         Route("/stores", stores),
