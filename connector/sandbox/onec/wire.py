@@ -26,6 +26,7 @@ __all__ = [
     "Int64",
     "OneCServiceError",
     "canonical_decimal",
+    "canonical_guid",
     "coerce",
     "coercers",
     "default_value",
@@ -179,14 +180,15 @@ _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 @lru_cache(maxsize=1 << 18)
-def _canonical_guid(text: str) -> str:
+def canonical_guid(text: str) -> str:
+    """A GUID in the lower-case 8-4-4-4-12 form 1C writes (cached; raises ValueError when it is not one)."""
     # the same few thousand refs (stores, products, partners, the empty GUID) recur in every document
     return text if _GUID.fullmatch(text) else str(uuid.UUID(text))
 
 
 def _to_guid(name: str, value: Any) -> str:
     try:
-        return _canonical_guid(str(value))
+        return canonical_guid(str(value))
     except ValueError as exc:
         raise _bad(name, value, "Guid") from exc
 
