@@ -277,8 +277,7 @@ def test_single_document_stores_and_devices(base: str, world: World) -> None:
 
 def test_a_page_of_1000_documents_is_served_in_under_100_ms() -> None:
     world = make_world(1500)
-    with serve(build_evotor_app(world, rate_per_second=0)) as url:
-        session = requests.Session()
+    with serve(build_evotor_app(world, rate_per_second=0)) as url, requests.Session() as session:
         documents = f"{url}/stores/{world.stores[0].id}/documents"
         timings = []
         for _ in range(5):
