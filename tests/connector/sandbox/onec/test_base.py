@@ -186,3 +186,39 @@ def test_retail_redemption_is_a_bonus_payment_row_and_returns_refund() -> None:
         ("Receipt", Decimal(50), card),
     ]
     assert base.balance() == []
+
+
+def test_seed_normalises_guids_and_doubles_and_numbers_lines(base: OneCInfobase) -> None:
+    ref = base.seed(
+        RECEIPTS,
+        {
+            "Ref_Key": "5F0C2A1E-E2B7-11EE-8A3C-00155D0A1F09",
+            "Date": datetime(2026, 11, 19, 10),
+            "Партнер_Key": PARTNER,
+            "СуммаДокумента": Decimal("2350.00"),
+            "Товары": [{"Сумма": Decimal("117.50")}, {"Сумма": 3}],
+        },
+        posted=True,
+    )
+    row = base.get(RECEIPTS, ref)
+    assert ref == "5f0c2a1e-e2b7-11ee-8a3c-00155d0a1f09"
+    assert (str(row["СуммаДокумента"]), row["Posted"]) == ("2350", True)
+    assert [(line["LineNumber"], str(line["Сумма"]), line["Ref_Key"]) for line in row["Товары"]] == [
+        (1, "117.5", ref),
+        (2, "3", ref),
+    ]
+    assert base.rows(RECORDS) == []
+
+
+def test_balance_by_chosen_dimensions(base: OneCInfobase) -> None:
+    other = base.create("Catalog_Партнеры", {"Description": "Петров"})
+    for partner in (PARTNER, other):
+        base.post(RECEIPTS, base.create(RECEIPTS, receipt(partner)))
+    by_program = base.balance(dimensions=["БонуснаяПрограммаЛояльности_Key"])
+    assert by_program == [
+        {
+            "БонуснаяПрограммаЛояльности_Key": PROGRAM,
+            "НачисленоBalance": Decimal(-66),
+            "КСписаниюBalance": Decimal(-66),
+        }
+    ]

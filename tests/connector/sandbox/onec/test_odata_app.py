@@ -341,3 +341,21 @@ def test_plus_for_space_is_not_a_space_as_on_a_real_base(ut: Served, http: reque
     assert "+" in strict.url
     assert (strict.status_code, strict.json()["odata.error"]["code"]) == (400, "14")
     assert len(careful["value"]) == 1
+
+
+def test_balance_dimensions_and_unknown_virtual_tables(ut: Served, http: requests.Session) -> None:
+    by_program = get_json(
+        http, ut, "AccumulationRegister_БонусныеБаллы/Balance(Dimensions='БонуснаяПрограммаЛояльности')"
+    )["value"]
+    assert by_program == [
+        {"БонуснаяПрограммаЛояльности_Key": PROGRAM_REF, "НачисленоBalance": 8, "КСписаниюBalance": 8}
+    ]
+    turnovers = http.get(url(ut, "AccumulationRegister_БонусныеБаллы/Turnovers()", **{"$format": "json"}))
+    on_documents = http.get(url(ut, "Document_ЧекККМ/Balance()", **{"$format": "json"}))
+    assert [r.json()["odata.error"]["code"] for r in (turnovers, on_documents)] == ["6", "6"]
+
+
+def test_service_document_and_record_sets(ut: Served, http: requests.Session) -> None:
+    names = {item["name"] for item in get_json(http, ut, "")["value"]}
+    assert {"Document_ЧекККМ", "AccumulationRegister_БонусныеБаллы_RecordType"} <= names
+    assert http.get(url(ut, "AccumulationRegister_БонусныеБаллы_RecordType/$count")).text == "2"
