@@ -1,7 +1,8 @@
 """The emulated Evotor cloud, REST API v2 (``reference/evotor.md`` §1–§3), mounted by the sandbox at ``/evotor``.
 
 Endpoints: ``GET /stores``, ``GET /stores/{store_id}``, ``GET /devices``, ``GET /stores/{store_id}/documents``
-and ``GET /stores/{store_id}/documents/{document_id}``. The document list behaves as the reference describes:
+(and per till, ``GET /stores/{store_id}/devices/{device_id}/documents``) and
+``GET /stores/{store_id}/documents/{document_id}``. The document list behaves as the reference describes:
 
 * ``since`` (inclusive) and ``until`` (exclusive) are epoch milliseconds compared with ``close_date``; ``until``
   defaults to the request time; ``type`` is a comma list (``SELL,PAYBACK``);
@@ -121,6 +122,7 @@ class _EvotorData:
     stores: list[bytes]
     store_blobs: dict[str, bytes]
     devices: list[tuple[str, bytes]]  # (store id, device json)
+    device_of: dict[str, str]  # store id -> its till's device id
     documents: dict[str, _StoreDocuments]  # store id -> its documents
 
 
@@ -131,6 +133,7 @@ def _prerender(world: World) -> _EvotorData:
         stores=stores,
         store_blobs={store.id: blob for store, blob in zip(world.stores, stores, strict=True)},
         devices=[(store.id, dumps(render_device(index, store))) for store in world.stores],
+        device_of={store.id: store.evotor_device_id for store in world.stores},
         documents={store.id: _StoreDocuments() for store in world.stores},
     )
     for receipt in sorted(world.receipts, key=lambda r: (r.occurred_at, r.id)):
@@ -181,6 +184,9 @@ class _Documents:
         store_id = request.path_params["store_id"]
         if store_id not in self.data.store_blobs:
             return _error(404, "Store not found", [("not found", "store_id")])
+        device_id = request.path_params.get("device_id")
+        if device_id is not None and self.data.device_of.get(store_id) != device_id:
+            return _error(404, "Device not found", [("not found", "device_id")])  # each store has one till
         cursor = request.query_params.get("cursor")
         state = self._resume(store_id, cursor) if cursor else self._first(store_id, request)
         if isinstance(state, Response):
@@ -235,11 +241,13 @@ def _routes(data: _EvotorData, page_size: int) -> list[Route]:
             return _error(404, "Document not found")
         return Response(store.documents.get(position), media_type=_JSON)
 
+    documents = _Documents(data, page_size)
     return [
         Route("/stores", stores),
         Route("/stores/{store_id}", store),
         Route("/devices", devices),
-        Route("/stores/{store_id}/documents", _Documents(data, page_size).handle),
+        Route("/stores/{store_id}/documents", documents.handle),
+        Route("/stores/{store_id}/devices/{device_id}/documents", documents.handle),
         Route("/stores/{store_id}/documents/{document_id}", document),
     ]
 

@@ -287,3 +287,15 @@ def test_a_page_of_1000_documents_is_served_in_under_100_ms() -> None:
             assert len(response.json()["items"]) == 1000
 
     assert min(timings) < 0.1, timings
+
+
+def test_documents_per_device_are_the_stores_till(base: str, world: World) -> None:
+    store = world.stores[0]
+    url = f"{base}/stores/{store.id}/devices/{store.evotor_device_id}/documents"
+    by_device = _all_pages(url)
+    other = requests.get(f"{base}/stores/{store.id}/devices/nope/documents", headers=AUTH, timeout=10)
+
+    assert [doc["id"] for page in by_device for doc in page] == [
+        doc["id"] for page in _all_pages(_documents_url(base, world)) for doc in page
+    ]
+    assert other.status_code == 404
