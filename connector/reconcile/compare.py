@@ -1,0 +1,105 @@
+"""The compare stage: every configured reconciliation over a snapshot, as one sorted list (pure; no I/O).
+
+``{left, right}`` reconciliations match documents (:mod:`connector.reconcile.match`); ``{documents, ledger}``
+ones compare expected postings with the ledger and the ledger's balances with each of its mirrors
+(:mod:`connector.reconcile.ledger`). The return of a document pair feeds the ledger check, so a
+``return_without_sale`` names the return in accounting too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+
+from connector.config import ReconcileSpec
+from connector.discrepancies import DISCREPANCY_KINDS, Discrepancy
+from connector.model import dump_document
+from connector.program import Program
+from connector.reconcile.ledger import compare_balances, compare_postings
+from connector.reconcile.match import match_documents
+from connector.reconcile.model import Snapshot
+
+__all__ = ["compare_snapshot", "sort_key"]
+
+
+def sort_key(item: Discrepancy) -> tuple[int, date, str, list[tuple[str, str]]]:
+    """Report order: by kind (as :data:`DISCREPANCY_KINDS` lists them), date, store, ids."""
+    return (
+        DISCREPANCY_KINDS.index(item.kind),
+        item.business_date or date.min,
+        item.store or "",
+        sorted(item.refs.items()),
+    )
+
+
+def compare_snapshot(
+    snapshot: Snapshot,
+    specs: Sequence[ReconcileSpec],
+    *,
+    program: Program | None,
+    mirrors: Mapping[str, Sequence[str]],
+    today: date,
+    cross_refs: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
+) -> list[Discrepancy]:
+    """Every discrepancy the configured reconciliations find in ``snapshot``, in report order.
+
+    Args:
+        snapshot: what was read.
+        specs: the configured reconciliations.
+        program: the loyalty program (needed by ledger reconciliations).
+        mirrors: ledger system → the systems mirroring it.
+        today: the date of an account-level discrepancy no single operation explains.
+        cross_refs: (left system, right system) → {right id: left id} pairs the journal already holds.
+    """
+    window = (snapshot.date_from, snapshot.date_to)
+    found: list[Discrepancy] = []
+    counterparts: dict[str, dict[str, tuple[str, str]]] = {}
+    for spec in specs:
+        if not (spec.left and spec.right):
+            continue
+        originals = {d.ref.id: d for d in snapshot.canonical.get(spec.left, [])}
+        result = match_documents(
+            snapshot.documents.get(spec.left, []),
+            snapshot.documents.get(spec.right, []),
+            window=window,
+            tolerance=spec.tolerance,
+            cross_refs=(cross_refs or {}).get((spec.left, spec.right)),
+            payload_of=lambda i, o=originals: dump_document(o[i]) if i in o else None,  # type: ignore[misc]
+        )
+        found += result.discrepancies
+        pairs = counterparts.setdefault(spec.left, {})
+        for left_id, right_id in result.pairs.items():
+            pairs.setdefault(left_id, (spec.right, right_id))
+    for spec in specs:
+        if spec.documents and spec.ledger:
+            found += _ledger(snapshot, spec, program, mirrors, today, counterparts.get(spec.documents))
+    return sorted(found, key=sort_key)
+
+
+def _ledger(
+    snapshot: Snapshot,
+    spec: ReconcileSpec,
+    program: Program | None,
+    mirrors: Mapping[str, Sequence[str]],
+    today: date,
+    counterpart: dict[str, tuple[str, str]] | None,
+) -> list[Discrepancy]:
+    assert spec.documents and spec.ledger
+    if program is None:
+        from connector.errors import ConfigError
+
+        raise ConfigError(f"reconcile {spec.name!r} compares a ledger: the config needs a program: section")
+    ledger = snapshot.ledgers[spec.ledger]
+    sides = [snapshot.ledgers[name] for name in mirrors.get(spec.ledger, ()) if name in snapshot.ledgers]
+    found = compare_postings(
+        program,
+        snapshot.canonical.get(spec.documents, []),
+        window=(snapshot.date_from, snapshot.date_to),
+        ledger=ledger,
+        mirror=sides[0] if sides else None,
+        tolerance=spec.tolerance,
+        counterpart=counterpart,
+    )
+    for mirror in sides:
+        found += compare_balances(ledger, mirror, tolerance=spec.tolerance, today=today)
+    return found

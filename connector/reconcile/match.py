@@ -1,0 +1,271 @@
+"""Documents across two systems: pair them, then compare each pair (pure; no I/O).
+
+Pairs are found in four passes, each over hash indexes of what is still unmatched (DESIGN.md §7):
+
+1. **cross-reference** — pairs the journal already knows (``cross_refs``);
+2. **external id** — the connector's key kept on the right document (1C ``Комментарий``
+   ``onec:evotor:<id>:sale|return``) names the left document;
+3. **fiscal identifiers** — the same fiscal drive and document number;
+4. **store + business date + number + amount**.
+
+A right document whose external id names a left document that does not exist is not offered to passes 3–4: it was
+written from a receipt the left system no longer has, which is exactly what ``missing_in_left`` reports.
+
+Each pair is then compared: totals (``amount_mismatch`` beyond the tolerance), else the lines (``line_mismatch``),
+and the customer (``customer_mismatch``). Unpaired posted documents of the window are ``missing_in_right`` /
+``missing_in_left``. Which documents fall in the window is decided by the left document's business date, and for
+an unpaired right document by its own date in the store's zone (learnt from the left system's receipts of that
+store, since 1C dates carry the infobase's clock rather than the store's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from connector.discrepancies import Discrepancy, FixAction
+from connector.logs import mask_phone
+from connector.reconcile.model import DocRecord
+
+__all__ = ["DocumentMatch", "external_source_id", "match_documents"]
+
+PayloadOf = Callable[[str], dict[str, Any] | None]
+_ZERO = Decimal("0.00")
+
+
+@dataclass
+class DocumentMatch:
+    """The outcome of matching two systems' documents.
+
+    Attributes:
+        pairs: left id → right id of every pair found.
+        methods: how each pair was found, by pass (``cross_ref``, ``external_id``, ``fiscal``, ``number``).
+        discrepancies: what the comparison found.
+    """
+
+    pairs: dict[str, str] = field(default_factory=dict)
+    methods: dict[str, int] = field(default_factory=dict)
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+
+
+def external_source_id(key: str | None, source_system: str) -> str | None:
+    """The source document id in a connector key ``{target}:{source}:{id}:{kind}``, if it names ``source_system``.
+
+    Example:
+        >>> external_source_id("onec:evotor:3f2a-…:sale", "evotor")
+        '3f2a-…'
+    """
+    if not key:
+        return None
+    parts = key.split(":")
+    if len(parts) < 4 or parts[1] != source_system:
+        return None
+    return ":".join(parts[2:-1])
+
+
+class _Matcher:
+    """State of one matching run: what is paired so far and the indexes of what is left."""
+
+    def __init__(self, left: list[DocRecord], right: list[DocRecord]) -> None:
+        self.left = {doc.id: doc for doc in left}
+        self.right = {doc.id: doc for doc in right}
+        self.result = DocumentMatch()
+        self.paired_right: set[str] = set()
+        self.dangling: set[str] = set()  # right ids whose external key names a missing left document
+
+    def pair(self, left_id: str, right_id: str, method: str) -> None:
+        self.result.pairs[left_id] = right_id
+        self.paired_right.add(right_id)
+        self.result.methods[method] = self.result.methods.get(method, 0) + 1
+
+    def open_right(self) -> Iterable[DocRecord]:
+        return (d for i, d in self.right.items() if i not in self.paired_right and i not in self.dangling)
+
+    def open_left(self) -> Iterable[DocRecord]:
+        return (d for i, d in self.left.items() if i not in self.result.pairs)
+
+    def by_cross_refs(self, cross_refs: Mapping[str, str]) -> None:
+        for right_id, left_id in cross_refs.items():
+            if right_id in self.right and left_id in self.left and left_id not in self.result.pairs:
+                self.pair(left_id, right_id, "cross_ref")
+
+    def by_external_id(self, left_system: str) -> None:
+        for doc in list(self.open_right()):
+            source = external_source_id(doc.external_key, left_system)
+            if source is None:
+                continue
+            if source in self.left and source not in self.result.pairs:
+                self.pair(source, doc.id, "external_id")
+            elif source not in self.left:
+                self.dangling.add(doc.id)
+
+    def by_index(self, method: str, key_of: Callable[[DocRecord], tuple[Any, ...] | None]) -> None:
+        index: dict[tuple[Any, ...], list[str]] = {}
+        for doc in self.open_left():
+            key = key_of(doc)
+            if key is not None:
+                index.setdefault(key, []).append(doc.id)
+        for doc in list(self.open_right()):
+            key = key_of(doc)
+            candidates = index.get(key) if key is not None else None
+            if candidates and len(candidates) == 1:  # two candidates are a guess, never a match
+                self.pair(candidates.pop(), doc.id, method)
+
+
+def _fiscal_key(doc: DocRecord) -> tuple[Any, ...] | None:
+    return (doc.kind, *doc.fiscal) if doc.fiscal else None
+
+
+def _number_key(doc: DocRecord) -> tuple[Any, ...]:
+    return (doc.kind, doc.store, doc.business_date, doc.number.strip().lstrip("0"), doc.total)
+
+
+def match_documents(
+    left: list[DocRecord],
+    right: list[DocRecord],
+    *,
+    window: tuple[date, date],
+    tolerance: Decimal,
+    cross_refs: Mapping[str, str] | None = None,
+    payload_of: PayloadOf | None = None,
+) -> DocumentMatch:
+    """Pair ``left`` and ``right`` documents and report every difference of the window.
+
+    Args:
+        left: the system of record's documents (the tills).
+        right: the other system's documents (accounting).
+        window: first and last business date (inclusive).
+        tolerance: money differences up to this agree.
+        cross_refs: right id → left id pairs already known to the journal.
+        payload_of: left id → canonical JSON of the document, for the fix that creates it on the right.
+    """
+    if not left and not right:
+        return DocumentMatch()
+    left_system = left[0].system if left else ""
+    matcher = _Matcher(left, right)
+    matcher.by_cross_refs(cross_refs or {})
+    matcher.by_external_id(left_system)
+    matcher.by_index("fiscal", _fiscal_key)
+    matcher.by_index("number", _number_key)
+    out = matcher.result
+    compare = _Comparer(window, tolerance, payload_of or (lambda _id: None))
+    for left_id, right_id in out.pairs.items():
+        out.discrepancies += compare.pair(matcher.left[left_id], matcher.right[right_id])
+    for doc in matcher.open_left():
+        out.discrepancies += compare.missing_right(doc, right[0].system if right else "")
+    offsets = _store_offsets(left)
+    for doc in matcher.right.values():
+        if doc.id not in matcher.paired_right:
+            out.discrepancies += compare.missing_left(doc, offsets.get(doc.store))
+    return out
+
+
+def _store_offsets(documents: Iterable[DocRecord]) -> dict[str, timedelta]:
+    """Each store's UTC offset as the left system states it (its latest receipt's)."""
+    offsets: dict[str, tuple[Any, timedelta]] = {}
+    for doc in documents:
+        offset = doc.occurred_at.utcoffset()
+        if offset is not None and (doc.store not in offsets or doc.occurred_at > offsets[doc.store][0]):
+            offsets[doc.store] = (doc.occurred_at, offset)
+    return {store: offset for store, (_, offset) in offsets.items()}
+
+
+def _lines_json(doc: DocRecord) -> list[dict[str, str]]:
+    return [
+        {"sku": sku, "quantity": f"{qty:.3f}", "amount": f"{amount:.2f}"} for sku, qty, amount in doc.lines
+    ]
+
+
+def _masked(account: str | None) -> str | None:
+    if account is None:
+        return None
+    return account if account.startswith("card:") else mask_phone(account)
+
+
+def _manual(description: str) -> FixAction:
+    return FixAction("manual", None, None, None, description)
+
+
+@dataclass
+class _Comparer:
+    window: tuple[date, date]
+    tolerance: Decimal
+    payload_of: PayloadOf
+
+    def _in_window(self, day: date) -> bool:
+        return self.window[0] <= day <= self.window[1]
+
+    def pair(self, left: DocRecord, right: DocRecord) -> list[Discrepancy]:
+        if not self._in_window(left.business_date) or "posted" not in (left.status, right.status):
+            return []
+        refs = {left.system: left.id, right.system: right.id}
+        found: list[Discrepancy] = []
+        where = (left.store, left.business_date)
+        if abs(right.total - left.total) > self.tolerance:
+            fix = _manual(f"correct the total of {right.system} document {right.number} to {left.total:.2f}")
+            found.append(
+                Discrepancy(
+                    "amount_mismatch", *where, refs, left.total, right.total, right.total - left.total, fix
+                )
+            )
+        elif not self._same_lines(left, right):
+            fix = _manual(f"correct the lines of {right.system} document {right.number} after the receipt")
+            found.append(
+                Discrepancy("line_mismatch", *where, refs, _lines_json(left), _lines_json(right), _ZERO, fix)
+            )
+        if left.account != right.account:
+            fix = _manual(f"set the customer of {right.system} document {right.number} as the receipt has it")
+            found.append(
+                Discrepancy(
+                    "customer_mismatch",
+                    *where,
+                    refs,
+                    _masked(left.account),
+                    _masked(right.account),
+                    None,
+                    fix,
+                )
+            )
+        return found
+
+    def _same_lines(self, left: DocRecord, right: DocRecord) -> bool:
+        if left.lines == right.lines:
+            return True
+        if len(left.lines) != len(right.lines):
+            return False
+        return all(
+            a[:2] == b[:2] and abs(a[2] - b[2]) <= self.tolerance
+            for a, b in zip(left.lines, right.lines, strict=True)
+        )
+
+    def missing_right(self, doc: DocRecord, right_system: str) -> list[Discrepancy]:
+        if not self._in_window(doc.business_date) or doc.status != "posted" or not right_system:
+            return []
+        key = f"{right_system}:{doc.system}:{doc.id}:{doc.kind}"
+        fix = FixAction(
+            "create_document",
+            right_system,
+            key,
+            self.payload_of(doc.id),
+            f"create the {doc.kind} {doc.number} of {doc.business_date} in {right_system}",
+        )
+        refs = {doc.system: doc.id}
+        return [
+            Discrepancy(
+                "missing_in_right", doc.store, doc.business_date, refs, doc.total, None, -doc.total, fix
+            )
+        ]
+
+    def missing_left(self, doc: DocRecord, offset: timedelta | None) -> list[Discrepancy]:
+        day = doc.occurred_at.astimezone(timezone(offset)).date() if offset is not None else doc.business_date
+        if not self._in_window(day) or doc.status != "posted":
+            return []
+        fix = _manual(f"find the till receipt of {doc.system} document {doc.number}, or cancel the document")
+        return [
+            Discrepancy(
+                "missing_in_left", doc.store, day, {doc.system: doc.id}, None, doc.total, doc.total, fix
+            )
+        ]

@@ -1,0 +1,307 @@
+"""Read every system a reconciliation involves for a window into a :class:`~connector.reconcile.model.Snapshot`.
+
+This is the I/O layer; the compare stage never reads a system. Today it reads **directly through the adapters and
+mappings** (:func:`load_snapshot`); when the sync engine's pulls refresh the journal for a window, the loader
+will read the journal instead — the seam is :class:`SnapshotSource`, and nothing downstream changes.
+
+What is read, per configured reconciliation (``reconcile:`` in ``connector.yaml``):
+
+* ``{left, right}`` — both systems' receipts of each store for the window, with a day's margin on each side
+  (1C dates carry the infobase's clock, Evotor's the store's: the compare stage decides by business date);
+* ``{documents, ledger}`` — the documents system's receipts, from ``lookback_days`` before the window (the
+  return window: a return must find its sale), the ledger's operations since ``history_days`` before the
+  window (balances are sums over the whole history), and the same for every system the ledger is mirrored to
+  (a route ``from: <ledger>`` that writes ``bonus_documents``).
+
+Lines without a category get the one accounting's item catalog gives their sku: the tills know products by
+their own ids, and the rules need the category (excluded and promotional ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import requests
+
+from adapters.base import RawRecord, build_adapter
+from connector.config import ConnectorConfig
+from connector.errors import ConfigError, MappingError
+from connector.mapping import Mapping, load_mapping, load_system_mapping
+from connector.model import Posting, Return, Sale
+from connector.reconcile.model import DocRecord, LedgerEntry, LedgerSide, Snapshot, line_signature
+
+__all__ = ["Progress", "SnapshotSource", "involved_systems", "load_snapshot", "mirrors_of"]
+
+Progress = Callable[[str, int, int], None]
+"""``progress(step, done, total)``: called as each system and store is read."""
+
+_BONUS_DOCUMENT = "Document_НачислениеИСписаниеБонусныхБаллов"
+
+
+def mirrors_of(config: ConnectorConfig, ledger: str) -> list[str]:
+    """Systems the ledger is mirrored to: routes ``from: <ledger>`` that write ``bonus_documents``."""
+    return [route.to for route in config.routes if route.from_ == ledger and route.write == "bonus_documents"]
+
+
+def involved_systems(config: ConnectorConfig) -> tuple[set[str], set[str], set[str]]:
+    """(document systems, of which those whose canonical documents are kept, ledger systems)."""
+    documents: set[str] = set()
+    canonical: set[str] = set()
+    ledgers: set[str] = set()
+    for spec in config.reconcile:
+        if spec.left and spec.right:
+            documents |= {spec.left, spec.right}
+            canonical.add(spec.left)
+        if spec.documents and spec.ledger:
+            documents.add(spec.documents)
+            canonical.add(spec.documents)
+            ledgers |= {spec.ledger, *mirrors_of(config, spec.ledger)}
+    return documents, canonical, ledgers
+
+
+@dataclass
+class SnapshotSource:
+    """Reads systems through their adapters (built once) and mappings.
+
+    Args:
+        config: the connector configuration.
+        session: an HTTP session for every adapter (tests pass one; None lets each adapter make its own).
+        progress: optional progress callback.
+    """
+
+    config: ConnectorConfig
+    session: requests.Session | None = None
+    progress: Progress | None = None
+    _adapters: dict[str, Any] = field(default_factory=dict)
+
+    def adapter(self, name: str) -> Any:
+        """The adapter of configured system ``name`` (built on first use)."""
+        if name not in self._adapters:
+            if name not in self.config.systems:
+                raise ConfigError(f"reconcile names system {name!r}, which is not under systems:")
+            self._adapters[name] = build_adapter(name, self.config.systems[name], session=self.session)
+        return self._adapters[name]
+
+    def _tick(self, step: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(step, done, total)
+
+    def catalogs(self, name: str) -> dict[str, Any]:
+        """The adapter's catalogs for the mapping, when it has any."""
+        adapter = self.adapter(name)
+        reader = getattr(adapter, "catalogs", None)
+        return dict(reader()) if callable(reader) else {}
+
+    def categories(self, names: Iterable[str]) -> dict[str, str]:
+        """sku → category from every involved system's item catalog."""
+        out: dict[str, str] = {}
+        for name in names:
+            for item in self.catalogs(name).get("products", {}).values():
+                if isinstance(item, dict) and item.get("sku") and item.get("category"):
+                    out.setdefault(str(item["sku"]), str(item["category"]))
+        return out
+
+    def documents(
+        self, name: str, stores: list[str], since: datetime, until: datetime, categories: dict[str, str]
+    ) -> list[tuple[Sale | Return, str | None]]:
+        """Canonical receipts of ``stores`` in ``[since, until)`` in the order they happened, each with the
+        connector's key kept on it (1C ``Комментарий``: the adapter's ``key_field``), if any."""
+        adapter, mapping = self.adapter(name), load_system_mapping(name, self.config.systems[name])
+        catalogs = self.catalogs(name)
+        key_field = getattr(adapter, "key_field", None)
+        out: list[tuple[Sale | Return, str | None]] = []
+        for done, store in enumerate(stores):
+            self._tick(f"{name}: receipts", done, len(stores))
+            for record in adapter.documents(store, since, until):
+                document = _map(mapping, record, catalogs)
+                if isinstance(document, Sale | Return):
+                    key = record.payload.get(key_field) if isinstance(key_field, str) else None
+                    out.append((_with_categories(document, categories), str(key) if key else None))
+        self._tick(f"{name}: receipts", len(stores), len(stores))
+        out.sort(key=lambda pair: (pair[0].occurred_at, pair[0].ref.id))
+        return out
+
+    def ledger(self, name: str, since: datetime, until: datetime) -> LedgerSide:
+        """Every operation of ledger system ``name`` in ``[since, until)``, as postings."""
+        self._tick(f"{name}: ledger", 0, 1)
+        adapter = self.adapter(name)
+        if callable(getattr(adapter, "accounts_catalog", None)):
+            side = self._crm_ledger(name, adapter, since, until)
+        else:
+            side = self._onec_ledger(name, adapter, since, until)
+        self._tick(f"{name}: ledger", 1, 1)
+        return side
+
+    def _crm_ledger(self, name: str, adapter: Any, since: datetime, until: datetime) -> LedgerSide:
+        accounts = adapter.accounts_catalog()
+        system = self.config.systems[name]
+        mapping = load_system_mapping(name, system) if system.mapping else load_mapping(adapter.mapping)
+        side = LedgerSide(name, "account", holders=_holders(accounts))
+        catalogs = {"accounts": accounts}
+        for record in adapter.operations(since, until):
+            posting = _map(mapping, record, catalogs)
+            if isinstance(posting, Posting):
+                holder = (record.payload.get("loyaltyAccount") or {}).get("id")
+                side.entries.append(_entry(name, record.id, posting, str(holder) if holder else None, side))
+        return side
+
+    def _onec_ledger(self, name: str, adapter: Any, since: datetime, until: datetime) -> LedgerSide:
+        catalogs = self.catalogs(name)
+        mapping = load_system_mapping(name, self.config.systems[name])
+        side = LedgerSide(name, "partner", holders=_holders(catalogs.get("partners", {})))
+        for record in _bonus_documents(adapter, since, until):
+            posting = _map(mapping, record, catalogs)
+            if isinstance(posting, Posting):
+                side.entries.append(_entry(name, record.id, posting, None, side))
+        return side
+
+
+def _holders(catalog: dict[str, Any]) -> dict[str, str]:
+    """Customer identity (phone, ``card:<n>``) → the account's id, from an ``accounts``/``partners`` catalog."""
+    out: dict[str, str] = {}
+    for holder, entry in catalog.items():
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("card"):
+            out.setdefault(f"card:{entry['card']}", str(holder))
+        if entry.get("phone"):
+            out.setdefault(str(entry["phone"]), str(holder))
+    return out
+
+
+def _entry(
+    system: str, remote_id: str, posting: Posting, holder: str | None, side: LedgerSide
+) -> LedgerEntry:
+    return LedgerEntry(
+        system=system,
+        id=str(remote_id),
+        key=posting.key,
+        kind=posting.kind,
+        amount=posting.amount,
+        account=posting.account,
+        holder=holder or side.holders.get(posting.account),
+        occurred_at=posting.occurred_at,
+        available_at=posting.available_at,
+        expires_at=posting.expires_at,
+        status=posting.status,
+    )
+
+
+def _map(mapping: Mapping, record: RawRecord, catalogs: dict[str, Any]) -> Any:
+    try:
+        return mapping.map(record.payload, system=record.system, entity=record.entity, catalogs=catalogs)
+    except MappingError as exc:
+        raise MappingError(
+            exc.message, **{**exc.context, "system": record.system, "document": record.id}
+        ) from None
+
+
+def _with_categories(document: Sale | Return, categories: dict[str, str]) -> Sale | Return:
+    if all(line.category or not line.sku or line.sku not in categories for line in document.lines):
+        return document
+    lines = tuple(
+        line
+        if line.category or not line.sku
+        else line.model_copy(update={"category": categories.get(line.sku)})
+        for line in document.lines
+    )
+    return document.model_copy(update={"lines": lines})
+
+
+def _bonus_documents(adapter: Any, since: datetime, until: datetime) -> Iterator[RawRecord]:
+    """Posted, unmarked 1C bonus documents dated in the window.
+
+    The 1C adapter has no reader for them yet; until it has (``bonus_documents(since, until)``), they are
+    queried through its OData client here.
+    """
+    reader = getattr(adapter, "bonus_documents", None)
+    if callable(reader):
+        yield from reader(since, until)
+        return
+    from adapters.odata import and_, datetime_literal, eq, ge, lt
+
+    flt = and_(
+        ge("Date", datetime_literal(since, adapter.tz)),
+        lt("Date", datetime_literal(until, adapter.tz)),
+        eq("DeletionMark", False),
+        eq("Posted", True),
+    )
+    for row in adapter.odata.query(_BONUS_DOCUMENT, filter=flt, orderby=("Date",), decode=False):
+        yield RawRecord(
+            adapter.system, _BONUS_DOCUMENT, str(row["Ref_Key"]), row.get("DataVersion"), None, row
+        )
+
+
+def _record(document: Sale | Return, external_key: str | None) -> DocRecord:
+    return DocRecord(
+        system=document.ref.system,
+        id=document.ref.id,
+        kind=document.type,
+        store=document.store,
+        business_date=document.business_date,
+        occurred_at=document.occurred_at,
+        number=document.number,
+        total=document.total,
+        account=document.account,
+        lines=line_signature(document),
+        fiscal=(document.fiscal.fn, document.fiscal.fd) if document.fiscal else None,
+        external_key=external_key,
+        status=document.status,
+    )
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), UTC)
+
+
+def load_snapshot(
+    config: ConnectorConfig,
+    *,
+    date_from: date,
+    date_to: date,
+    stores: list[str] | None = None,
+    progress: Progress | None = None,
+    session: requests.Session | None = None,
+    lookback_days: int | None = None,
+    history_days: int = 400,
+) -> Snapshot:
+    """Read every system the configured reconciliations involve for the window.
+
+    Args:
+        config: the connector configuration (its ``reconcile:`` and ``routes:``).
+        date_from: first business date.
+        date_to: last business date (inclusive).
+        stores: canonical store ids; all the documents system holds when None.
+        progress: called as each system and store is read.
+        session: one HTTP session for every adapter.
+        lookback_days: days of documents read before the window so that returns find their sales; the
+            program's ``activation_delay_days`` (the return window) by default.
+        history_days: days of ledger history read before the window, for balances.
+    """
+    source = SnapshotSource(config, session, progress)
+    doc_systems, canonical, ledger_systems = involved_systems(config)
+    if stores is None:
+        first = sorted(canonical)[0] if canonical else sorted(doc_systems)[0] if doc_systems else None
+        stores = sorted(source.adapter(first).stores()) if first else []
+    if lookback_days is None:
+        lookback_days = config.program.activation_delay_days if config.program else 14
+    snapshot = Snapshot(date_from, date_to, list(stores))
+    categories = source.categories(
+        s for s in doc_systems if callable(getattr(source.adapter(s), "catalogs", None))
+    )
+    until = _day_start(date_to + timedelta(days=2))
+    for name in sorted(doc_systems):
+        back = 1 + (lookback_days if name in canonical else 0)
+        since = _day_start(date_from - timedelta(days=back))
+        documents = source.documents(name, snapshot.stores, since, until, categories)
+        snapshot.documents[name] = [_record(document, key) for document, key in documents]
+        if name in canonical:
+            snapshot.canonical[name] = [document for document, _ in documents]
+    now = datetime.now(UTC) + timedelta(days=1)
+    for name in sorted(ledger_systems):
+        since = _day_start(date_from - timedelta(days=history_days))
+        snapshot.ledgers[name] = source.ledger(name, since, max(now, until))
+    return snapshot
