@@ -2,7 +2,8 @@
 
 The files are fetched through an in-process sandbox server with plain HTTP, so a file and the wire never
 disagree. Paged lists are merged into one page of the system's own shape; numbers keep their digits (parsed as
-Decimal, written back by the emulators' exact-decimal JSON writer)::
+Decimal, written back by the emulators' exact-decimal JSON writer); URLs inside them name the default address
+``http://127.0.0.1:8800``::
 
     evotor/stores.json                 GET /stores (Evotor page: {"items", "paging"})
     evotor/documents/<store id>.json   every SELL and PAYBACK of the store, one Evotor page
@@ -36,6 +37,7 @@ from connector.sandbox.world import World
 __all__ = ["export_world"]
 
 _TIMEOUT = 120.0
+_DEFAULT_HOST = "127.0.0.1:8800"
 _PAGE_CAP = 100_000  # no feed of a generated world has this many pages: a loop past it is a bug
 
 
@@ -85,6 +87,9 @@ class _Fetcher:
 
     def __init__(self, session: requests.Session, base_url: str, directory: Path) -> None:
         self.session, self.base, self.directory = session, base_url, directory
+        # URLs the systems write into their answers (1C's odata.metadata) name the default `sandbox up`
+        # address rather than this server's random port, so the files depend on the options only.
+        session.headers["Host"] = _DEFAULT_HOST
         self.written: list[Path] = []
 
     def _get(self, path: str, **kwargs: Any) -> requests.Response:
