@@ -34,6 +34,7 @@ _GROUPS: dict[str, str] = {
     "db": "connector.commands.db",
     "rules": "connector.commands.rules",
     "sandbox": "connector.commands.sandbox",
+    "schedule": "connector.commands.schedule",
 }
 # Single commands: name -> "module:function".
 _COMMANDS: dict[str, str] = {
@@ -41,6 +42,7 @@ _COMMANDS: dict[str, str] = {
     "init": "connector.commands.basics:init",
     "demo": "connector.commands.basics:demo",
     "map": "connector.commands.map:map_command",
+    "reconcile": "connector.commands.reconcile:reconcile_command",
 }
 
 
