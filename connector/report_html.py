@@ -12,6 +12,7 @@ free text. Below 700 px the table turns into one card per discrepancy so it read
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
@@ -19,13 +20,22 @@ from html import escape
 from typing import Any
 
 from connector.discrepancies import AUTO_FIXABLE, Discrepancy, ReconcileResult
-from connector.report import stake_totals, unit_of, value_text
+from connector.report import stake_totals, unit_of
 
 __all__ = ["render_html"]
 
 _NBSP = "\u00a0"
 _MINUS = "\u2212"
 _UNIT_SUFFIX = {"money": f"{_NBSP}₽", "points": f"{_NBSP}pts"}
+_WEEKDAYS = (
+    "Mon",
+    "Tue",
+    "Wed",
+    "Thu",
+    "Fri",
+    "Sat",
+    "Sun",
+)  # not strftime: the page must not vary by locale
 _MAX_HEATMAP_DAYS = 62  # a longer window shows only the days that have discrepancies
 _NO_STORE = "(account)"
 
@@ -40,7 +50,7 @@ def render_html(result: ReconcileResult, *, title: str | None = None) -> str:
     heading = title or f"Reconciliation {result.date_from.isoformat()} … {result.date_to.isoformat()}"
     body = [_header(result, heading)]
     if result.agrees:
-        body.append('<p class="ok">All systems agree: no discrepancies in the window.</p>')
+        body.append('<section><p class="ok">All systems agree: no discrepancies in the window.</p></section>')
     else:
         body += [_charts(result), _table_section(result)]
     return (
@@ -231,7 +241,7 @@ def _heatmap_head(days: list[date | None], cell_w: int) -> str:
     for col, day in enumerate(days):
         x = _HEAT_LABEL_W + col * cell_w + cell_w / 2
         text = day.strftime("%d.%m") if day else "—"
-        weekday = day.strftime("%a") if day else "no date"
+        weekday = _WEEKDAYS[day.weekday()] if day else "no date"
         labels.append(
             f"<text class='day' x='{x:g}' y='12'>{_e(weekday)}</text><text class='day' x='{x:g}' y='25'>{_e(text)}</text>"
         )
@@ -338,7 +348,10 @@ def _value(raw: Any, value: Any, unit: str) -> str:
         return f"<span class='amount'>{_e(_ru_amount(raw, unit))}</span>"
     if value is None:
         return "<span class='none'>—</span>"
-    return f"<code>{_e(value_text(value))}</code>"
+    if isinstance(value, str):
+        return f"<code>{_e(value)}</code>"
+    # Spaces after the separators let a line list wrap at its commas in a narrow cell.
+    return f"<code>{_e(json.dumps(value, ensure_ascii=False, separators=(', ', ': ')))}</code>"
 
 
 def _delta(item: Discrepancy) -> str:
@@ -367,7 +380,7 @@ dt{color:var(--muted)}dd{margin:0;font-weight:600}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:10px}
 .tile{background:#fff;border:1px solid var(--line);border-radius:8px;padding:10px 14px}
 .tile span{display:block;color:var(--muted);font-size:.85rem}.tile strong{font-size:1.35rem;white-space:nowrap}
-.ok{max-width:1240px;margin:16px auto;padding:16px;background:#e6f6ea;border-radius:8px}
+.ok{margin:0;padding:16px;background:#e6f6ea;border-radius:8px}
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 .card{background:#fff;border:1px solid var(--line);border-radius:8px;margin:0;padding:12px;min-width:0}
 .card.wide{grid-column:1/-1}figcaption{font-weight:600;margin-bottom:6px}
@@ -391,7 +404,7 @@ table{width:100%;border-collapse:collapse;background:#fff;border:1px solid var(-
 th,td{text-align:left;vertical-align:top;padding:8px;border-bottom:1px solid var(--line)}
 th{background:#eef1f5;font-size:.85rem;position:sticky;top:0}
 td:nth-child(4){min-width:180px}td:nth-child(8){min-width:230px}
-td code{font:12px/1.35 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
+td code{font:12px/1.35 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 .sys{color:var(--muted);font-size:.8rem}.none{color:var(--muted)}
 .kind{font-weight:600;border-left:4px solid;padding-left:6px;white-space:nowrap}
 .kind.money{border-color:var(--money)}.kind.points{border-color:var(--points)}

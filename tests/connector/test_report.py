@@ -242,6 +242,20 @@ def _column(text: str, header: str, next_header: str | None) -> str:
     )
 
 
+def test_table_prints_rich_markup_in_data_literally(result: ReconcileResult) -> None:
+    result.stores.append("[red]Склад[/red]")
+    result.discrepancies.append(
+        Discrepancy(
+            "orphan_posting", "[red]Склад[/red]", None, {"crm": "[bold]x"}, None, D("3"), D("3"), _manual("?")
+        )
+    )
+    text = render(result, "table", width=140)
+    assert "stores: Магазин «Тверская», ТЦ Европейский, [red]Склад[/red]" in text
+    assert "crm=[bold]x" in text
+    assert re.search(r"^\s*orphan_posting\s+1\s+3.00 pts", text, re.MULTILINE)
+    assert "\n[red]Склад[/red] " in text
+
+
 def test_table_when_everything_agrees() -> None:
     text = render(ReconcileResult(date(2026, 11, 1), date(2026, 11, 1), ["S1"]), "table")
     assert "All systems agree" in text
@@ -334,6 +348,17 @@ def test_html_heatmap_counts_by_store_and_day(result: ReconcileResult) -> None:
     assert f"{STORE_A}, 2026-11-02: 2" in html
     assert "(account), 2026-11-07: 1" in html
     assert f"{STORE_A}, 2026-11-01: 0" in html  # empty days of the window are drawn too
+
+
+def test_html_heatmap_of_a_long_window_shows_only_days_with_discrepancies() -> None:
+    fix = _manual("Check it.")
+    items = [
+        Discrepancy("orphan_posting", "S1", date(2026, 3, 5), {"crm": "a"}, None, D("5"), D("5"), fix),
+        Discrepancy("orphan_posting", "S9", date(2026, 1, 2), {"crm": "b"}, None, D("7"), D("7"), fix),
+    ]
+    html = render(ReconcileResult(date(2026, 1, 1), date(2026, 6, 30), ["S1"], items), "html")
+    cells = re.findall(r"<title>(S\d, [^<]+)</title>", html)
+    assert cells == ["S1, 2026-01-02: 0", "S1, 2026-03-05: 1", "S9, 2026-01-02: 1", "S9, 2026-03-05: 0"]
 
 
 def test_html_has_every_discrepancy_row(result: ReconcileResult) -> None:
