@@ -26,14 +26,8 @@ from connector.logs import get_logger
 from connector.sandbox.onec import atom
 from connector.sandbox.onec.base import OneCInfobase
 from connector.sandbox.onec.metadata import metadata_xml
-from connector.sandbox.onec.odata_query import (
-    Fields,
-    ResultCache,
-    compile_fields_filter,
-    parse_query,
-    query_error,
-    run_query,
-)
+from connector.sandbox.onec.odata_query import Fields, compile_fields_filter, parse_query, query_error
+from connector.sandbox.onec.results import ResultCache, run_query
 from connector.sandbox.onec.schema import REGISTER, Flavour, register_dimensions
 from connector.sandbox.onec.wire import OneCServiceError, dump_json, parse_datetime
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from connector.sandbox.onec.odata_query import Fields, Query, compile_filter, parse_query, run_query
+from connector.sandbox.onec.odata_query import Fields, Query, compile_filter, parse_query
+from connector.sandbox.onec.results import run_query
 from connector.sandbox.onec.wire import Int64, OneCServiceError
 
 TYPES = {
