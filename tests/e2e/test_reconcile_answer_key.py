@@ -14,52 +14,13 @@ from connector.config import ConnectorConfig, load_config
 from connector.discrepancies import ReconcileResult
 from connector.reconcile import apply_fixes, reconcile
 from connector.sandbox.generator import SandboxOptions
-from connector.sandbox.server import CRM_API_KEY, EVOTOR_TOKEN, ONEC_PASSWORD, ONEC_USER, SandboxServer
+from connector.sandbox.server import SandboxServer
 from connector.sandbox.world import World
 from connector.store import open_store
+from tests.connector.reconcile.sandbox import sandbox_config
 
 RANDOM_SEED = random.SystemRandom().randrange(1000, 10**6)
 FIXED = {"missing_in_right", "missing_accrual", "accrual_mismatch", "missing_reversal", "duplicate_posting"}
-
-_CONFIG = """\
-state: sqlite:///state.db
-{program}
-systems:
-  evotor: {{adapter: evotor, base_url: "{base}/evotor", token: {token}, mapping: evotor/v2,
-           options: {{max_retries: 1}}}}
-  onec:
-    adapter: onec
-    base_url: "{base}/1c/ut/odata/standard.odata"
-    user: {user}
-    password: {password}
-    mapping: onec/ut11
-    options: {{store_ids: {{{stores}}}}}
-  crm: {{adapter: crm, preset: retailcrm, base_url: "{base}/crm", api_key: {api_key}}}
-routes:
-  - {{from: evotor, documents: [sale, return], to: crm, write: postings}}
-  - {{from: evotor, documents: [sale, return], to: onec, write: documents}}
-  - {{from: crm, documents: [posting], to: onec, write: bonus_documents}}
-reconcile:
-  - {{name: tills-vs-accounting, left: evotor, right: onec, tolerance: "0.01"}}
-  - {{name: loyalty-ledger, documents: evotor, ledger: crm}}
-"""
-
-
-def _write_config(directory: Path, server: SandboxServer) -> Path:
-    """The config a rehearsal writes for a running sandbox."""
-    try:
-        from connector.sandbox.rehearsal import write_sandbox_config  # type: ignore[import-not-found]
-    except ImportError:
-        world = server.world
-        stores = ", ".join(f'"{s.id}": "{s.onec_store_ref}"' for s in world.stores)
-        text = _CONFIG.format(
-            program=world.program_yaml, base=server.base_url, token=EVOTOR_TOKEN, user=ONEC_USER,
-            password=ONEC_PASSWORD, api_key=CRM_API_KEY, stores=stores,
-        )  # fmt: skip
-        path = directory / "connector.yaml"
-        path.write_text(text, encoding="utf-8")
-        return path
-    return Path(write_sandbox_config(server.base_url, directory))
 
 
 @pytest.fixture
@@ -68,30 +29,25 @@ def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Wo
     print(f"sandbox seed {seed}")  # reproduce a failure with this seed
     options = SandboxOptions(seed=seed, stores=2, days=3, receipts=14)
     with SandboxServer(options, rate_per_second=0) as server:
-        config = load_config(_write_config(tmp_path, server))
-        yield server.world, _with_store_ids(config, server.world)
-
-
-def _with_store_ids(config: ConnectorConfig, world: World) -> ConnectorConfig:
-    """1C knows the stores by its own keys: map them (rehearsal's config does not, yet)."""
-    onec = config.systems["onec"]
-    if onec.options.get("store_ids"):
-        return config
-    store_ids = {store.id: store.onec_store_ref for store in world.stores}
-    systems = {**config.systems, "onec": onec.model_copy(update={"options": {**onec.options, "store_ids": store_ids}})}
-    return config.model_copy(update={"systems": systems})
+        yield server.world, load_config(sandbox_config(server, tmp_path))
 
 
 def _found(result: ReconcileResult) -> set[tuple[str, str, str, tuple[tuple[str, str], ...]]]:
     return {
-        (d.kind, d.store or "", d.business_date.isoformat() if d.business_date else "", tuple(sorted(d.refs.items())))
+        (
+            d.kind,
+            d.store or "",
+            d.business_date.isoformat() if d.business_date else "",
+            tuple(sorted(d.refs.items())),
+        )
         for d in result.discrepancies
     }
 
 
 def _key(world: World) -> set[tuple[str, str, str, tuple[tuple[str, str], ...]]]:
     return {
-        (e.kind, e.store, e.business_date.isoformat(), tuple(sorted(e.refs.items()))) for e in world.answer_key
+        (e.kind, e.store, e.business_date.isoformat(), tuple(sorted(e.refs.items())))
+        for e in world.answer_key
     }
 
 
