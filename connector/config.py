@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -42,6 +42,7 @@ __all__ = [
     "ReconcileSpec",
     "Route",
     "ScheduleJob",
+    "SyncSettings",
     "SystemConfig",
     "load_config",
     "parse_duration",
@@ -177,6 +178,38 @@ class ScheduleJob(_Section):
         return self
 
 
+class SyncSettings(_Section):
+    """The ``sync:`` section: workers, pull windows and the retry policy of failed items.
+
+    ``lookback`` re-reads that much before each (system, stream, store) watermark (late till uploads,
+    back-dated 1C documents); a system not listed uses ``default_lookback``. Without a watermark a pull starts
+    at ``start`` (a date) if set, else ``initial_window`` before now. A transient failure is retried after
+    ``backoff`` × ``backoff_factor`` ** (attempts − 1), at most ``max_backoff``, up to ``max_attempts`` tries.
+    """
+
+    workers: int = Field(4, ge=1, le=64)
+    default_lookback: str = "2d"
+    lookback: dict[str, str] = Field(default_factory=dict, description="system name -> duration")
+    initial_window: str = "7d"
+    start: date | None = None
+    max_attempts: int = Field(5, ge=1)
+    backoff: str = "1m"
+    backoff_factor: float = Field(2.0, ge=1)
+    max_backoff: str = "6h"
+    lease_seconds: int = Field(300, gt=0, description="how long a crashed worker's partition stays locked")
+
+    @model_validator(mode="after")
+    def _durations(self) -> SyncSettings:
+        for text in (self.default_lookback, self.initial_window, self.backoff, self.max_backoff,
+                     *self.lookback.values()):  # fmt: skip
+            parse_duration(text)
+        return self
+
+    def lookback_for(self, system: str) -> timedelta:
+        """The lookback window of ``system``."""
+        return parse_duration(self.lookback.get(system, self.default_lookback))
+
+
 class ConnectorConfig(_Section):
     """The whole ``connector.yaml``."""
 
@@ -187,6 +220,7 @@ class ConnectorConfig(_Section):
     routes: tuple[Route, ...] = ()
     reconcile: tuple[ReconcileSpec, ...] = ()
     schedule: dict[str, ScheduleJob] = Field(default_factory=dict)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
 
     _zone = field_validator("timezone")(_check_zone)
 

@@ -163,3 +163,24 @@ def test_design_flow_style_with_unquoted_env_references_loads(
     assert config.systems["crm"].api_key.get_secret_value() == "crm-secret-789"
     assert config.reconcile[0].tolerance == Decimal("0.01")
     assert str(config.reconcile[0].tolerance) == "0.01"  # read from the text, not through a binary float
+
+
+def test_sync_section_defaults_and_per_system_lookback(tmp_path: Path) -> None:
+    path = tmp_path / "connector.yaml"
+    path.write_text(
+        "sync: {workers: 8, lookback: {onec: 7d}, start: 2026-11-01, backoff: 5s, max_attempts: 3}\n",
+        encoding="utf-8",
+    )
+    settings = load_config(path).sync
+    assert settings.workers == 8
+    assert settings.lookback_for("onec").days == 7
+    assert settings.lookback_for("evotor").days == 2
+    assert settings.start is not None and settings.start.isoformat() == "2026-11-01"
+    assert settings.max_attempts == 3
+
+
+def test_sync_section_rejects_a_bad_duration(tmp_path: Path) -> None:
+    path = tmp_path / "connector.yaml"
+    path.write_text("sync: {backoff: soon}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"sync"):
+        load_config(path)

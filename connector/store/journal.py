@@ -1,0 +1,345 @@
+"""The document journal: raw and canonical forms of every document read, deduplicated by id and version.
+
+One row per (system, kind, source id). A re-read of a document is recognised by its version — 1C's
+``DataVersion``, or for a system without one (Evotor) the SHA-256 of the raw payload (:func:`raw_version`) — and
+leaves the row alone; a new version replaces the raw and canonical forms. A payload that could not be mapped is
+kept raw (``canonical`` null) beside the failed item that names the field. Deleted and unposted documents stay
+in the journal with their ``status`` (``deleted``, ``draft``): nothing read is ever dropped.
+
+Cross-references (:meth:`Journal.link`) record that two refs are the same business document, e.g. an Evotor
+receipt and the 1C ``ЧекККМ`` the connector created for it.
+
+Example:
+    >>> journal = Journal(store.sessions)                                        # doctest: +SKIP
+    >>> journal.upsert(record_system, "receipt", doc_id, version=v, raw=payload, document=sale)
+    'new'
+    >>> journal.documents_in_window("evotor", None, date(2026, 11, 1), date(2026, 11, 7))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.model import DocRef, Posting, Return, Sale, dump_document, dump_posting, parse_document
+from connector.store.tables import CrossRef, JournalDocument, utc_now
+from connector.store.types import canonical_json
+
+__all__ = ["Journal", "JournalEntry", "Upserted", "raw_version"]
+
+Upserted = Literal["new", "changed", "unchanged"]
+_IN_CHUNK = 500  # bound parameters per IN (...) query: far below SQLite's and PostgreSQL's limits
+
+
+def raw_version(payload: Any) -> str:
+    """The version of a payload from a system without one: SHA-256 of its canonical JSON (keys sorted)."""
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One journaled document as stored.
+
+    Attributes:
+        ref: the document's ``DocRef`` (system, kind, source id).
+        status: ``posted``, ``draft`` or ``deleted``.
+        canonical: the canonical JSON, or None when the raw payload is waiting or failed to map.
+        raw: the payload as the system sent it (numbers as strings).
+    """
+
+    id: int
+    ref: DocRef
+    store: str | None
+    business_date: date | None
+    occurred_at: datetime | None
+    number: str | None
+    total: Decimal | None
+    account: str | None
+    version: str | None
+    status: str
+    canonical: dict[str, Any] | None
+    raw: Any
+    last_seen_at: datetime
+
+    @property
+    def document(self) -> Sale | Return | None:
+        """The canonical sale or return (None for an unmapped payload or a posting)."""
+        if self.canonical is None or self.canonical.get("type") not in ("sale", "return"):
+            return None
+        return parse_document(self.canonical)
+
+    @property
+    def posting(self) -> Posting | None:
+        """The canonical posting of a ledger operation (None for documents)."""
+        if self.canonical is None or "type" in self.canonical:
+            return None
+        return Posting.model_validate(self.canonical)
+
+
+def _entry(row: JournalDocument) -> JournalEntry:
+    return JournalEntry(
+        id=row.id,
+        ref=DocRef(system=row.system, kind=row.kind, id=row.source_id),
+        store=row.store,
+        business_date=row.business_date,
+        occurred_at=row.occurred_at,
+        number=row.number,
+        total=row.total,
+        account=row.account,
+        version=row.version,
+        status=row.status,
+        canonical=row.canonical,
+        raw=row.raw,
+        last_seen_at=row.last_seen_at,
+    )
+
+
+def _columns(document: Sale | Return | Posting | None) -> dict[str, Any]:
+    """The indexed columns of a canonical object (all None for an unmapped payload)."""
+    if isinstance(document, Posting):
+        return {
+            "store": None,
+            "business_date": document.occurred_at.date(),
+            "occurred_at": document.occurred_at,
+            "number": None,
+            "total": document.amount,
+            "account": document.account,
+            "status": "posted" if document.status != "cancelled" else "deleted",
+            "canonical": dump_posting(document),
+        }
+    if document is None:
+        return {"canonical": None}
+    return {
+        "store": document.store,
+        "business_date": document.business_date,
+        "occurred_at": document.occurred_at,
+        "number": document.number,
+        "total": document.total,
+        "account": document.account,
+        "status": document.status,
+        "canonical": dump_document(document),
+    }
+
+
+class Journal:
+    """The journal over the state database; obtain it as ``Journal(store.sessions)``.
+
+    Args:
+        sessions: the store's session factory.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    def upsert(
+        self,
+        system: str,
+        kind: str,
+        source_id: str,
+        *,
+        version: str,
+        raw: Any,
+        document: Sale | Return | Posting | None,
+        store: str | None = None,
+    ) -> Upserted:
+        """Journal a document read from ``system``: new, a new version of a known one, or unchanged.
+
+        A row journaled under another kind for the same source id (a raw payload that failed to map, journaled
+        under its entity) is the same document and is updated, not duplicated. An unchanged version whose
+        earlier read did not map is mapped again (the mapping may have been fixed).
+
+        Args:
+            system: the configured system name.
+            kind: the document's ``DocRef.kind`` (the entity when it did not map).
+            source_id: the id in the source system.
+            version: the source's version, or :func:`raw_version` of ``raw``.
+            raw: the raw payload as read.
+            document: the canonical object, or None when the payload did not map.
+            store: the store when known without mapping.
+        """
+        now = utc_now()
+        values = {"kind": kind, "version": version, "raw": raw, "last_seen_at": now, **_columns(document)}
+        if document is None and store is not None:
+            values["store"] = store
+        with self._sessions.begin() as session:
+            row = self._row(session, system, source_id, kind)
+            if row is None:
+                session.add(JournalDocument(system=system, source_id=source_id, first_seen_at=now, **values))
+                return "new"
+            if row.version == version and (row.canonical is not None or document is None):
+                return "unchanged"
+            for name, value in values.items():
+                setattr(row, name, value)
+            return "changed"
+
+    def _row(self, session: Session, system: str, source_id: str, kind: str) -> JournalDocument | None:
+        rows = session.scalars(
+            select(JournalDocument)
+            .where(JournalDocument.system == system, JournalDocument.source_id == source_id)
+            .with_for_update()
+        ).all()
+        exact = [row for row in rows if row.kind == kind]
+        return exact[0] if exact else (rows[0] if rows else None)
+
+    def get(self, ref: DocRef | tuple[str, str]) -> JournalEntry | None:
+        """The journaled document with this ref (or ``(system, source id)`` in any kind), or None."""
+        system, source_id = (ref.system, ref.id) if isinstance(ref, DocRef) else ref
+        query = select(JournalDocument).where(
+            JournalDocument.system == system, JournalDocument.source_id == source_id
+        )
+        if isinstance(ref, DocRef):
+            query = query.where(JournalDocument.kind == ref.kind)
+        with self._sessions() as session:
+            row = session.scalars(query.limit(1)).first()
+            return _entry(row) if row else None
+
+    def find(self, source_id: str) -> list[JournalEntry]:
+        """Every journaled document with this source id, in any system (``sync --document ID``)."""
+        with self._sessions() as session:
+            rows = session.scalars(select(JournalDocument).where(JournalDocument.source_id == source_id))
+            return [_entry(row) for row in rows]
+
+    def documents_in_window(
+        self,
+        system: str,
+        stores: Sequence[str] | None,
+        date_from: date,
+        date_to: date,
+        *,
+        statuses: Sequence[str] | None = None,
+    ) -> list[JournalEntry]:
+        """Documents of ``system`` with a business date in ``[date_from, date_to]`` (inclusive).
+
+        Args:
+            system: the configured system name.
+            stores: only these stores; None for every store.
+            date_from: the first business date.
+            date_to: the last business date, inclusive.
+            statuses: only these statuses (``posted`` …); None for all.
+
+        Returns:
+            Entries ordered by business date, time and id; unmapped payloads have ``canonical`` None.
+        """
+        query = select(JournalDocument).where(
+            JournalDocument.system == system,
+            JournalDocument.business_date >= date_from,
+            JournalDocument.business_date <= date_to,
+        )
+        if stores is not None:
+            query = query.where(JournalDocument.store.in_(list(stores)))
+        if statuses is not None:
+            query = query.where(JournalDocument.status.in_(list(statuses)))
+        query = query.order_by(JournalDocument.business_date, JournalDocument.occurred_at, JournalDocument.id)
+        with self._sessions() as session:
+            return [_entry(row) for row in session.scalars(query)]
+
+    def by_account(self, account: str, *, system: str | None = None) -> list[JournalEntry]:
+        """Every journaled document of a customer account (E.164 phone or ``card:<n>``), oldest first."""
+        query = select(JournalDocument).where(JournalDocument.account == account)
+        if system is not None:
+            query = query.where(JournalDocument.system == system)
+        query = query.order_by(JournalDocument.occurred_at, JournalDocument.id)
+        with self._sessions() as session:
+            return [_entry(row) for row in session.scalars(query)]
+
+    def spend_before(self, system: str, account: str, before: datetime, *, exclude: str) -> Decimal:
+        """The customer's posted sales minus returns in ``system`` before ``before`` (it picks the tier).
+
+        Args:
+            exclude: the source id of the document being evaluated (never part of its own history).
+        """
+        spend = Decimal("0.00")
+        for entry in self.by_account(account, system=system):
+            if entry.occurred_at is None or entry.occurred_at >= before or entry.ref.id == exclude:
+                continue
+            if entry.status != "posted" or entry.canonical is None or entry.total is None:
+                continue
+            spend += entry.total if entry.canonical.get("type") == "sale" else -entry.total
+        return spend
+
+    def returns_of(self, sale: DocRef) -> list[Return]:
+        """The returns journaled whose ``original`` is ``sale`` (any status), oldest first."""
+        original = self.get(sale)
+        if original is None or original.occurred_at is None:
+            return []
+        same_customer: ColumnElement[bool] = JournalDocument.account.is_(None)
+        if original.account:
+            same_customer = or_(same_customer, JournalDocument.account == original.account)
+        query = select(JournalDocument.canonical).where(
+            JournalDocument.system == sale.system,
+            JournalDocument.occurred_at >= original.occurred_at,
+            JournalDocument.canonical.is_not(None),
+            same_customer,
+        )
+        wanted = {"system": sale.system, "kind": sale.kind, "id": sale.id}
+        with self._sessions() as session:
+            # Filtered on the decoded JSON, parsed only when it matches: anonymous receipts are many.
+            matches = [
+                parse_document(canonical)
+                for canonical in session.scalars(query)
+                if canonical.get("type") == "return" and canonical.get("original") == wanted
+            ]
+        return sorted(
+            (ret for ret in matches if isinstance(ret, Return)), key=lambda ret: (ret.occurred_at, ret.ref.id)
+        )
+
+    def link(self, one: DocRef, other: DocRef, method: str) -> None:
+        """Record that two refs are the same business document (idempotent)."""
+        row = CrossRef.between(one, other, method)
+        values = {column: getattr(row, column) for column in _CROSS_COLUMNS}
+        with self._sessions.begin() as session:
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            session.execute(
+                insert(CrossRef)
+                .values(**values, created_at=utc_now())
+                .on_conflict_do_nothing(index_elements=list(_CROSS_COLUMNS[:-1]))
+            )
+
+    def linked(self, ref: DocRef) -> list[tuple[DocRef, str]]:
+        """The refs cross-referenced with ``ref`` and how each match was made."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(CrossRef).where(
+                    or_(
+                        (CrossRef.left_system == ref.system)
+                        & (CrossRef.left_kind == ref.kind)
+                        & (CrossRef.left_id == ref.id),
+                        (CrossRef.right_system == ref.system)
+                        & (CrossRef.right_kind == ref.kind)
+                        & (CrossRef.right_id == ref.id),
+                    )
+                )
+            ).all()
+        found = []
+        for row in rows:
+            left = DocRef(system=row.left_system, kind=row.left_kind, id=row.left_id)
+            right = DocRef(system=row.right_system, kind=row.right_kind, id=row.right_id)
+            found.append((right if left == ref else left, row.method))
+        return found
+
+    def existing(self, system: str, source_ids: Iterable[str]) -> set[str]:
+        """Which of ``source_ids`` of ``system`` are journaled (one query per 500 ids)."""
+        wanted, found = list(dict.fromkeys(source_ids)), set()
+        with self._sessions() as session:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                found |= set(
+                    session.scalars(
+                        select(JournalDocument.source_id).where(
+                            JournalDocument.system == system, JournalDocument.source_id.in_(chunk)
+                        )
+                    )
+                )
+        return found
+
+
+_CROSS_COLUMNS = ("left_system", "left_kind", "left_id", "right_system", "right_kind", "right_id", "method")

@@ -1,0 +1,115 @@
+"""Who may sync what, when several ``sync`` processes share one state database.
+
+* PostgreSQL: each partition (and each pulled stream) is guarded by a session-level advisory lock,
+  ``pg_try_advisory_lock(key)``, taken on a connection held while the partition is processed. A second process
+  skips a partition it cannot lock (the holder is doing it); a process that dies loses its locks with its
+  connection, so SIGKILL leaves nothing to clean up.
+* SQLite: one writer at a time is all the file allows, so the whole run takes an exclusive ``flock`` on
+  ``<database>.sync.lock`` beside the file. A second ``sync`` waits up to ``wait`` seconds for it, then stops with
+  :class:`SyncBusyError` naming the holder's pid; the kernel drops the lock when the holder dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import text
+
+from connector.errors import StoreError
+from connector.store import Store
+
+__all__ = ["SyncBusyError", "lock_key", "partition_lock", "process_lock"]
+
+_POLL_S = 0.2
+
+
+class SyncBusyError(StoreError):
+    """Another ``sync`` holds the SQLite state database; only one runs at a time there."""
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a partition name (the same in every process)."""
+    return int.from_bytes(
+        hashlib.sha256(f"loyalty-connector:{name}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+@contextmanager
+def partition_lock(store: Store, name: str) -> Iterator[bool]:
+    """Hold partition ``name`` for the block; yields False when another process holds it (PostgreSQL).
+
+    On SQLite the process lock already excludes other processes: always True.
+    """
+    if store.dialect != "postgresql":
+        yield True
+        return
+    key = lock_key(name)
+    with store.engine.connect() as connection:
+        taken = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        connection.commit()
+        try:
+            yield taken
+        finally:
+            if taken:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()
+
+
+def _lock_path(store: Store) -> Path | None:
+    database = store.engine.url.database
+    if store.dialect != "sqlite" or database in (None, "", ":memory:"):
+        return None
+    return Path(str(database)).with_name(Path(str(database)).name + ".sync.lock")
+
+
+@contextmanager
+def process_lock(store: Store, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the SQLite state database for a whole run (a no-op on PostgreSQL and in-memory SQLite).
+
+    Args:
+        store: the open state database.
+        wait: seconds to wait for another run to finish before giving up.
+
+    Raises:
+        SyncBusyError: another process holds the lock after ``wait`` seconds.
+    """
+    path = _lock_path(store)
+    if path is None:
+        yield
+        return
+    with path.open("a+") as handle:
+        _acquire(handle, path, wait)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _acquire(handle: IO[str], path: Path, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise SyncBusyError(
+                    "another sync is running on this SQLite state database (one at a time on SQLite; use "
+                    "PostgreSQL to run several); try again when it ends, or pass --wait SECONDS",
+                    lock=str(path),
+                    pid=holder,
+                ) from None
+            time.sleep(_POLL_S)

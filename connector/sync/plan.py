@@ -1,0 +1,153 @@
+"""Routes → writes: what each journaled document must become in the route's target (DESIGN.md §6).
+
+==================  =====================================================================================
+``write``           writes of one source document, each under its idempotency key (DESIGN.md §4)
+==================  =====================================================================================
+``postings``        the program's expected postings of a posted sale or return (redemption, accrual;
+                    reversal, refund), appended to our ledger and written as ``{target}:<posting key>``
+``documents``       the posted sale or return itself, as ``{target}:{source system}:{source id}:sale|return``
+``bonus_documents`` a ledger operation read from the CRM, as ``{target}:<posting key>`` (the key read back
+                    from the CRM comment; operations made in the CRM itself have ``{system}:{id}:{kind}``)
+==================  =====================================================================================
+
+A sale's postings depend on the customer's spend before it (the tier), read from the journal; a return's on its
+original sale and the sale's earlier returns. A return whose original sale is not journaled yet raises
+:class:`~connector.sync.failures.WaitingError`: it is retried later, never dropped. Once a document's postings
+are in the ledger they are its postings for good (postings are immutable), so re-planning is stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from connector.config import Route
+from connector.errors import ConfigError
+from connector.model import DocRef, Posting, Return, Sale, dump_document, dump_posting
+from connector.rules import return_postings, sale_postings
+from connector.store.journal import JournalEntry
+from connector.sync.context import SyncContext
+from connector.sync.failures import WaitingError
+
+__all__ = ["PlannedWrite", "plan_document", "receipt_key"]
+
+_OPERATIONS = {"postings": "posting", "documents": "receipt", "bonus_documents": "bonus_document"}
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """One write a route needs, before it is recorded in the outbox.
+
+    Attributes:
+        key: the idempotency key (``crm:evotor:<id>:accrual``, ``onec:evotor:<id>:sale`` …).
+        operation: ``posting``, ``receipt`` or ``bonus_document``.
+        payload: the canonical JSON written (recorded in the outbox).
+        source: the journaled document it comes from (failed items name it).
+        posting: for ``postings``, the posting appended to our ledger.
+        after: a key that must be confirmed first (a return's sale in 1C), or None.
+    """
+
+    key: str
+    operation: str
+    payload: dict[str, Any]
+    source: DocRef
+    store: str | None
+    business_date: date | None
+    posting: Posting | None = None
+    after: str | None = None
+
+
+def receipt_key(target: str, document: Sale | Return | DocRef) -> str:
+    """``{target}:{source system}:{source id}:sale|return`` (a ``DocRef`` is taken as a sale)."""
+    if isinstance(document, DocRef):
+        return f"{target}:{document.system}:{document.id}:sale"
+    return f"{target}:{document.ref.system}:{document.ref.id}:{document.type}"
+
+
+def plan_document(ctx: SyncContext, route: Route, entry: JournalEntry) -> list[PlannedWrite]:
+    """The writes ``route`` needs for one journaled document (none for drafts, deleted or anonymous ones).
+
+    Raises:
+        WaitingError: a return whose original sale is not journaled yet.
+        ConfigError: a postings route without a ``program:``.
+    """
+    if entry.status != "posted":
+        return []
+    if route.write == "bonus_documents":
+        posting = entry.posting
+        return (
+            []
+            if posting is None
+            else [_write(route, entry, f"{route.to}:{posting.key}", dump_posting(posting))]
+        )
+    document = entry.document
+    if document is None:
+        return []
+    if route.write == "documents":
+        after = (
+            receipt_key(route.to, document.original)
+            if isinstance(document, Return) and document.original
+            else None
+        )
+        return [_write(route, entry, receipt_key(route.to, document), dump_document(document), after=after)]
+    postings = _postings(ctx, document)
+    return [
+        _write(route, entry, f"{route.to}:{posting.key}", dump_posting(posting), posting=posting)
+        for posting in postings
+    ]
+
+
+def _write(
+    route: Route, entry: JournalEntry, key: str, payload: dict[str, Any], *, posting: Posting | None = None,
+    after: str | None = None,
+) -> PlannedWrite:  # fmt: skip
+    return PlannedWrite(key, _OPERATIONS[route.write], payload, entry.ref, entry.store, entry.business_date,
+                        posting=posting, after=after)  # fmt: skip
+
+
+def _postings(ctx: SyncContext, document: Sale | Return) -> list[Posting]:
+    """The document's postings: those already in our ledger, else the program's expected ones."""
+    existing = ctx.store.ledger.postings(document=document.ref)
+    if existing:
+        return existing
+    program = ctx.config.program
+    if program is None:
+        raise ConfigError(
+            "a postings route needs the loyalty program: add a program: section to connector.yaml"
+        )
+    if isinstance(document, Sale):
+        if document.account is None:
+            return []
+        spend = _spend_before(ctx, document.ref, document.account, document)
+        return sale_postings(program, document, cumulative_spend=spend)
+    return _return_postings(ctx, document)
+
+
+def _spend_before(ctx: SyncContext, ref: DocRef, account: str, document: Sale | Return) -> Decimal:
+    return ctx.journal.spend_before(ref.system, account, document.occurred_at, exclude=ref.id)
+
+
+def _return_postings(ctx: SyncContext, ret: Return) -> list[Posting]:
+    program = ctx.config.program
+    assert program is not None
+    if ret.original is None:
+        return []  # return_without_sale: the reconciliation reports it; nothing to post
+    entry = ctx.journal.get(ret.original)
+    original = entry.document if entry is not None else None
+    if not isinstance(original, Sale):
+        raise WaitingError(
+            "the original sale of this return is not in the journal yet; retried after the next pull",
+            system=ret.ref.system,
+            document=ret.ref.id,
+            original=ret.original.id,
+        )
+    if original.account is None:
+        return []
+    position = (ret.occurred_at, ret.ref.id)
+    earlier = [r for r in ctx.journal.returns_of(original.ref) if (r.occurred_at, r.ref.id) < position]
+    spend = _spend_before(ctx, original.ref, original.account, original)
+    return return_postings(
+        program, ret, original=original, earlier_returns=earlier, cumulative_spend_at_sale=spend
+    )

@@ -1,0 +1,241 @@
+"""Pulls: read documents from a source system into the journal, incrementally or for a window.
+
+A stream is (system, stream, store): ``documents`` of each store of a till or 1C system, ``operations`` of a
+CRM ledger (store ``""``). An incremental pull reads ``[watermark − lookback, now)`` — the lookback catches late
+till uploads and back-dated 1C documents — and moves the watermark to ``now`` only after every record of the
+window is journaled. A record's version is 1C's ``DataVersion`` or, where a system has none (Evotor), the hash
+of its raw payload; an unchanged version is not mapped again.
+
+A record that does not map is journaled raw and parked as a permanent failed item naming the system, the
+document and the field; the rest of the batch goes on. 1C documents marked for deletion are journaled with
+status ``deleted``, unposted ones ``draft``.
+
+:func:`pull_window` is the fresh read the reconciliation uses: it refreshes the journal for a window of business
+dates without moving any watermark and without writing to any other system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from adapters.base import RawRecord
+from connector.config import ConnectorConfig, parse_duration
+from connector.errors import ConnectorError, MappingError
+from connector.logs import get_logger
+from connector.model import DocRef
+from connector.store import Store, open_store
+from connector.store.journal import raw_version
+from connector.store.tables import utc_now
+from connector.sync.context import SyncContext, failure_for
+from connector.sync.locks import partition_lock
+
+__all__ = [
+    "PullReport",
+    "Window",
+    "incremental_window",
+    "journal_record",
+    "pull_stream",
+    "pull_window",
+    "run_pulls",
+    "source_streams",
+    "window_bounds",
+]
+
+_log = get_logger("connector.sync.pull")
+# Widest gap between UTC and a store's local day (UTC−12 … UTC+14): a window of business dates is read this
+# much wider in instants, and the journal keeps each document under its own local business date.
+_ZONE_SLACK = timedelta(hours=14)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A pull window of one stream: ``[since, until)``."""
+
+    system: str
+    stream: str
+    store: str
+    since: datetime
+    until: datetime
+
+
+@dataclass
+class PullReport:
+    """What a pull did: counts, the windows read, and the (store, business date) pairs it touched.
+
+    Attributes:
+        fetched: records read.
+        new: journaled for the first time.
+        changed: a new version of a journaled document.
+        unchanged: the same version as journaled.
+        failed: records that did not map (parked).
+        days: ``(store, business date)`` of every record read (store ``""`` for a ledger).
+    """
+
+    fetched: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    windows: list[Window] = field(default_factory=list)
+    days: set[tuple[str, date]] = field(default_factory=set)
+
+    def add(self, other: PullReport) -> None:
+        """Fold another report into this one."""
+        for name in ("fetched", "new", "changed", "unchanged", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.windows += other.windows
+        self.days |= other.days
+
+
+def source_streams(ctx: SyncContext, system: str, stores: Sequence[str] | None) -> list[tuple[str, str]]:
+    """The (stream, store) pairs of a source system: each store's documents, or the ledger's operations."""
+    kind = ctx.config.systems[system].adapter
+    if kind == "crm":
+        return [("operations", "")]
+    known = ctx.adapter(system).stores()
+    return [("documents", store) for store in known if stores is None or store in stores]
+
+
+def _records(ctx: SyncContext, window: Window) -> Iterator[RawRecord]:
+    adapter = ctx.adapter(window.system)
+    if window.stream == "operations":
+        yield from adapter.operations(window.since, window.until)
+        return
+    yield from adapter.documents(window.store, window.since, window.until)
+    if ctx.config.systems[window.system].adapter == "onec":
+        yield from adapter.deleted_documents(window.store, window.since, window.until)
+
+
+def journal_record(ctx: SyncContext, record: RawRecord, report: PullReport) -> None:
+    version = record.version or raw_version(record.payload)
+    store = record.store or ""
+    route = f"pull:{record.system}"
+    try:
+        mapped = ctx.mapping(record.system).map(
+            record.payload, system=record.system, entity=record.entity, catalogs=ctx.catalogs(record.system)
+        )
+    except MappingError as exc:
+        ref = DocRef(system=record.system, kind=record.entity, id=record.id)
+        ctx.journal.upsert(record.system, record.entity, record.id, version=version, raw=record.payload,
+                           document=None, store=record.store)  # fmt: skip
+        ctx.fail(failure_for(record.system, route, exc, document=ref, store=record.store, payload=record.payload),
+                 exc)  # fmt: skip
+        report.failed += 1
+        ctx.count(record.system, store, "failed")
+        return
+    ref = (
+        mapped.ref
+        if mapped.ref is not None
+        else DocRef(system=record.system, kind=record.entity, id=record.id)
+    )
+    outcome = ctx.journal.upsert(record.system, ref.kind, record.id, version=version, raw=record.payload,
+                                 document=mapped, store=record.store)  # fmt: skip
+    setattr(report, outcome, getattr(report, outcome) + 1)
+    ctx.count(record.system, store, "unchanged" if outcome == "unchanged" else "mapped")
+    day = getattr(mapped, "business_date", None) or mapped.occurred_at.date()  # a posting: its UTC date
+    report.days.add((getattr(mapped, "store", None) or store, day))
+    if outcome != "unchanged":
+        ctx.resolve(DocRef(system=record.system, kind=record.entity, id=record.id), route)
+
+
+def pull_stream(ctx: SyncContext, window: Window, *, advance: bool) -> PullReport:
+    """Read one stream's window into the journal; move its watermark to ``until`` when ``advance``.
+
+    On PostgreSQL a stream another process is pulling right now is skipped (an empty report).
+    """
+    report = PullReport(windows=[window])
+    with partition_lock(ctx.store, f"pull:{window.system}:{window.stream}:{window.store}") as mine:
+        if not mine:
+            return PullReport()
+        for record in _records(ctx, window):
+            report.fetched += 1
+            ctx.count(window.system, window.store, "fetched")
+            journal_record(ctx, record, report)
+        if advance:
+            ctx.cursors.advance(window.system, window.stream, window.store, window.until)
+    _log.info("sync.pulled", system=window.system, store=window.store, fetched=report.fetched,
+              new=report.new, changed=report.changed, failed=report.failed)  # fmt: skip
+    return report
+
+
+def incremental_window(ctx: SyncContext, system: str, stream: str, store: str) -> Window:
+    """``[watermark − lookback, now)``, or from ``sync.start`` / ``now − initial_window`` on the first pull."""
+    settings = ctx.config.sync
+    watermark = ctx.cursors.get(system, stream, store)
+    if watermark is not None:
+        since = watermark - settings.lookback_for(system)
+    elif settings.start is not None:
+        since = datetime.combine(settings.start, time(), ZoneInfo(ctx.config.systems[system].timezone))
+    else:
+        since = ctx.now - parse_duration(settings.initial_window)
+    # Until the moment of the pull, not of the run's start: a ledger the run itself wrote to (the CRM) is read
+    # with those writes, so crm -> onec carries them in the same run.
+    return Window(system, stream, store, since, utc_now())
+
+
+def window_bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
+    """The instants that surely hold every business date in ``[date_from, date_to]`` of any store."""
+    since = datetime.combine(date_from, time(), UTC) - _ZONE_SLACK
+    until = datetime.combine(date_to + timedelta(days=1), time(), UTC) + _ZONE_SLACK
+    return since, until
+
+
+def run_pulls(ctx: SyncContext, windows: Iterable[Window], *, advance: bool, workers: int) -> PullReport:
+    """Pull several windows on a thread pool; a stream that fails is logged and parked, the others go on."""
+    total = PullReport()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
+        futures = [(window, pool.submit(pull_stream, ctx, window, advance=advance)) for window in windows]
+        for window, future in futures:
+            try:
+                total.add(future.result())
+            except ConnectorError as exc:
+                ctx.fail(failure_for(window.system, f"pull:{window.system}", exc, document=None,
+                                     store=window.store or None), exc)  # fmt: skip
+                ctx.count(window.system, window.store, "failed")
+    return total
+
+
+def pull_window(
+    config: ConnectorConfig,
+    store: Store | None,
+    system: str,
+    date_from: date,
+    date_to: date,
+    stores: Sequence[str] | None = None,
+    *,
+    workers: int | None = None,
+) -> PullReport:
+    """Refresh the journal for business dates ``[date_from, date_to]`` of one system; write nowhere else.
+
+    The reconciliation calls this for fresh reads before comparing: it moves no watermark, and a record that
+    does not map is parked as a failed item like in a sync. Read the result with
+    :meth:`connector.store.journal.Journal.documents_in_window`.
+
+    Args:
+        config: the loaded ``connector.yaml``.
+        store: the open state database (opened from ``config.state`` when None, and closed after).
+        system: the configured system to read (a till, 1C or the CRM).
+        date_from: the first business date.
+        date_to: the last business date, inclusive.
+        stores: only these stores (None: every store of the system).
+        workers: threads (default ``sync.workers``).
+
+    Example:
+        >>> report = pull_window(config, store, "evotor", date(2026, 11, 1), date(2026, 11, 7))  # doctest: +SKIP
+        >>> Journal(store.sessions).documents_in_window("evotor", None, date(2026, 11, 1), date(2026, 11, 7))
+    """
+    opened = store or open_store(config.state)
+    try:
+        ctx = SyncContext(config, opened, utc_now())
+        since, until = window_bounds(date_from, date_to)
+        windows = [
+            Window(system, stream, s, since, until) for stream, s in source_streams(ctx, system, stores)
+        ]
+        return run_pulls(ctx, windows, advance=False, workers=workers or config.sync.workers)
+    finally:
+        if store is None:
+            opened.close()
