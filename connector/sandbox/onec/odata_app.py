@@ -4,7 +4,10 @@ Routes under ``/odata/standard.odata/`` of wherever the app is mounted (referenc
 ``$metadata``; ``<Set>`` (GET with query options, POST to create); ``<Set>/$count``; ``<Set>(guid'…')`` (GET,
 PATCH/MERGE, PUT, DELETE); ``<Set>(guid'…')/Post`` and ``/Unpost``; ``AccumulationRegister_БонусныеБаллы/
 Balance(Period=…,Condition=…,Dimensions=…)``. Basic auth guards everything (401 + ``WWW-Authenticate``). Without
-``$format=json`` or an ``Accept: application/json`` the answer is Atom, as on a real publication.
+``$format=json`` or an ``Accept: application/json`` the answer is Atom, as on a real publication (the ``Balance``
+table and ``$count`` answer in JSON / plain text whatever is asked). Query options are decoded like 1C does:
+``%20`` is a space, a ``+`` is a plus (so ``requests``' ``params=`` breaks here as it breaks there). A 201's
+``Location`` carries raw UTF-8 Cyrillic, as 1C sends it.
 """
 
 from __future__ import annotations
