@@ -218,9 +218,9 @@ def _position(index: SandboxIndex, base: str, line: ReceiptLine, doc_level: bool
     text = (
         f'{{"id":{line.line_no},"uuid":"{_child_uid(base, 1, line.line_no)}",'
         f"{product},"
-        f'"quantity":{_quantity(line.quantity):f},"initial_quantity":{stock},"price":{line.price:f},'
+        f'"quantity":{_quantity(line.quantity):f},"initial_quantity":{stock},"price":{line.price.quantize(_CENT):f},'
         f'"cost_price":{cost_price:f},"sum":{sum_:f},"result_price":{result_price:f},'
-        f'"result_sum":{line.amount:f},"tax":{{"type":"NO_VAT","sum":0,"result_sum":0}},"extra_keys":[]'
+        f'"result_sum":{line.amount.quantize(_CENT):f},"tax":{{"type":"NO_VAT","sum":0,"result_sum":0}},"extra_keys":[]'
         f"{_line_discount(sum_, line, doc_level)}}}"
     )
     return text, sum_
@@ -228,6 +228,7 @@ def _position(index: SandboxIndex, base: str, line: ReceiptLine, doc_level: bool
 
 def _payment(base: str, number: int, method: str, amount: Decimal, print_group: str) -> str:
     app = _PAYMENT_APPS.get(method, "")
+    amount = amount.quantize(_CENT)
     return (
         f'{{"id":"{_child_uid(base, 2, number)}","type":"{_PAYMENT_TYPES.get(method, "UNKNOWN")}",'
         f'"sum":{amount:f}{app},"parts":[{{"print_group_id":"{print_group}","part_sum":{amount:f},"change":0}}]}}'
@@ -283,7 +284,7 @@ def _customer(index: SandboxIndex, receipt: Receipt) -> tuple[str, str]:
     phone = digits if variant(receipt.id, "phone_number") else f'"{digits}"'
     customer = index.customers.get(receipt.customer_phone)
     card = f',"card":{_q(customer.card)}' if customer is not None else ""
-    extras = f'{{"{BONUS_APP_ID}":{{"phone":"{digits}","bonus_redeemed":{receipt.bonus_redeemed:f}{card}}}}}'
+    extras = f'{{"{BONUS_APP_ID}":{{"phone":"{digits}","bonus_redeemed":{receipt.bonus_redeemed.quantize(_CENT):f}{card}}}}}'
     return f',"customer_phone":{phone}', extras
 
 
@@ -303,7 +304,7 @@ def _body(index: SandboxIndex, receipt: Receipt, store: Store) -> tuple[str, str
     base = _uid(receipt.id)
     positions = [_position(index, base, line, doc_level) for line in receipt.lines]
     total_sum = sum((sum_ for _, sum_ in positions), _ZERO)
-    total = receipt.total
+    total = receipt.total.quantize(_CENT)  # money always with kopecks, whatever the world holds
     payments = [
         _payment(base, number, method, amount, print_group)
         for number, (method, amount) in enumerate(receipt.payments, start=1)
