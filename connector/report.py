@@ -69,9 +69,8 @@ CSV_COLUMNS: tuple[str, ...] = (
 
 _UNIT_LABEL = {"money": "RUB", "points": "pts"}
 _MISSING = "—"
-_CELL_LIMIT = (
-    60  # a line list as expected/actual would otherwise push every other column off a 100-column screen
-)
+# A line list as expected/actual would otherwise make one row of the terminal table a screen long.
+_CELL_LIMIT = 60
 
 
 def render(result: ReconcileResult, fmt: ReportFormat, *, title: str | None = None, width: int = 100) -> str:
@@ -178,7 +177,10 @@ def _csv_row(item: Discrepancy) -> list[str]:
 
 
 def value_text(value: Any) -> str:
-    """A JSON-able ``expected``/``actual`` as one line of text. Scalars as text (None as empty); lists and objects as compact JSON so a script can parse them back."""
+    """A JSON-able ``expected``/``actual`` as one line of text, as the CSV writes it.
+
+    Scalars as text (None as empty); lists and objects as compact JSON so a script can parse them back.
+    """
     if value is None:
         return ""
     if isinstance(value, str):
@@ -310,7 +312,7 @@ def stake_totals(result: ReconcileResult) -> dict[str, Decimal]:
 
 
 def _render_html(result: ReconcileResult, title: str | None) -> str:
-    # Imported here: the terminal and machine formats should not pay for building the HTML page.
+    # Imported here: report_html builds on this module's helpers, so a top-level import would be circular.
     from connector.report_html import render_html
 
     return render_html(result, title=title)

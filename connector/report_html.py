@@ -20,22 +20,15 @@ from html import escape
 from typing import Any
 
 from connector.discrepancies import AUTO_FIXABLE, Discrepancy, ReconcileResult
-from connector.report import stake_totals, unit_of
+from connector.report import stake_totals, unit_of, value_text
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "ru_number"]
 
 _NBSP = "\u00a0"
 _MINUS = "\u2212"
 _UNIT_SUFFIX = {"money": f"{_NBSP}₽", "points": f"{_NBSP}pts"}
-_WEEKDAYS = (
-    "Mon",
-    "Tue",
-    "Wed",
-    "Thu",
-    "Fri",
-    "Sat",
-    "Sun",
-)  # not strftime: the page must not vary by locale
+# Not strftime("%a"): the page must read the same whatever locale the connector runs under.
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MAX_HEATMAP_DAYS = 62  # a longer window shows only the days that have discrepancies
 _NO_STORE = "(account)"
 
@@ -169,7 +162,8 @@ def _bar_svg(rows: list[tuple[str, Decimal, str, str]], label: str) -> str:
     bars = []
     for index, (kind, share, value, tooltip) in enumerate(rows):
         y = index * _ROW_H + 2
-        length = max(2, round(float(share) * _BAR_W)) if share > 0 else 0
+        # A sliver stays visible for a tiny non-zero value; a zero draws no bar at all.
+        length = max(2, int((share * _BAR_W).to_integral_value())) if share > 0 else 0
         bars.append(
             f"<g class='row' data-filter-kind='{_e(kind)}'><title>{_e(tooltip)}</title>"
             f"<text class='label' x='{_LABEL_W - 6}' y='{y + 16}'>{_e(kind)}</text>"
@@ -218,14 +212,14 @@ def _heatmap(result: ReconcileResult) -> str:
 
 
 def _heatmap_days(result: ReconcileResult) -> list[date | None]:
+    """Every day of the window (empty days show the quiet ones too) unless it is long; undated items last."""
     present = {item.business_date for item in result.discrepancies}
+    dated = {day for day in present if day is not None}
     span = (result.date_to - result.date_from).days + 1
     if 0 < span <= _MAX_HEATMAP_DAYS:
-        days: list[date | None] = [result.date_from + timedelta(days=n) for n in range(span)]
-        extra = sorted(day for day in present if day is not None and day not in days)
-    else:
-        days, extra = [], sorted(day for day in present if day is not None)
-    return sorted([*days, *extra]) + ([None] if None in present else [])  # type: ignore[type-var]
+        dated |= {result.date_from + timedelta(days=n) for n in range(span)}
+    undated: list[date | None] = [None] if None in present else []
+    return [*sorted(dated), *undated]
 
 
 def _heatmap_stores(result: ReconcileResult) -> list[str | None]:
@@ -322,24 +316,20 @@ def _row(item: Discrepancy, store_key: str) -> str:
         ("Delta", _delta(item)),
         ("Fix", _fix(item)),
     ]
-    search = " ".join(
-        [
-            item.kind,
-            item.store or "",
-            data["business_date"] or "",
-            *item.refs.values(),
-            *item.refs.keys(),
-            item.fix.description,
-            item.fix.key or "",
-            item.fix.target or "",
-        ]
-    )
     # One child per cell: on a phone each cell is a two-column grid of its label and this div.
     tds = "".join(f"<td data-label='{name}'><div>{html}</div></td>" for name, html in cells)
     return (
         f"<tr data-kind='{_e(item.kind)}' data-store='{store_key}' data-date='{_e(_date_key(item))}' "
-        f"data-search='{_e(search.lower())}'>{tds}</tr>"
+        f"data-search='{_e(_search_text(item, data))}'>{tds}</tr>"
     )
+
+
+def _search_text(item: Discrepancy, data: dict[str, Any]) -> str:
+    """What the free-text filter matches: ids, store, date, values (a phone, a sum) and the fix, lower-cased."""
+    words = [item.kind, item.store or "", data["business_date"] or "", *item.refs.keys(), *item.refs.values()]
+    words += [value_text(data["expected"]), value_text(data["actual"]), data["delta"] or ""]
+    words += [item.fix.description, item.fix.key or "", item.fix.target or ""]
+    return " ".join(words).lower()
 
 
 def _value(raw: Any, value: Any, unit: str) -> str:

@@ -386,6 +386,14 @@ def test_html_escapes_injected_text(result: ReconcileResult) -> None:
     assert INJECTED.lower() in (page.rows[1]["data-search"] or "")  # and searchable
 
 
+def test_html_free_text_search_covers_ids_values_and_fix(result: ReconcileResult) -> None:
+    _, page = _page(result)
+    customer = page.rows[4]["data-search"] or ""
+    for needle in ("r5-1c", "+79169876543", "ask the store", "магазин «тверская»", "2026-11-05"):
+        assert needle in customer, needle
+    assert "crm:fix:op-77" in (page.rows[5]["data-search"] or "")
+
+
 def test_html_russian_numbers(result: ReconcileResult) -> None:
     html, _ = _page(result)
     assert ">1\u00a0234,50\u00a0₽<" in html  # expected of the amount mismatch
