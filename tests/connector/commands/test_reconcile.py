@@ -95,14 +95,16 @@ def test_bad_input_is_exit_2_with_a_reason(
     assert message in err
 
 
-def test_an_unreachable_system_is_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_system_refusing_the_credentials_is_exit_2(
+    capsys: pytest.CaptureFixture[str], server: SandboxServer, tmp_path: Path
+) -> None:
     path = tmp_path / "connector.yaml"
     path.write_text(
-        "systems:\n  evotor: {adapter: evotor, base_url: 'http://127.0.0.1:9', token: t, mapping: evotor/v2,"
-        " options: {max_retries: 0}}\n  onec: {adapter: onec, base_url: 'http://127.0.0.1:9', mapping: onec/ut11}\n"
+        f"systems:\n  evotor: {{adapter: evotor, base_url: '{server.base_url}/evotor', token: wrong,"
+        " mapping: evotor/v2}\n  onec: {adapter: onec, base_url: 'http://127.0.0.1:9', mapping: onec/ut11}\n"
         "reconcile:\n  - {name: tills, left: evotor, right: onec}\n",
         encoding="utf-8",
     )
     code, out, err = run(capsys, "--date", "2026-11-01", "--config", str(path))
-    assert code == 2
+    assert (code, out) == (2, "")
     assert "evotor" in err
