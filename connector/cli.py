@@ -35,6 +35,8 @@ _GROUPS: dict[str, str] = {
     "rules": "connector.commands.rules",
     "sandbox": "connector.commands.sandbox",
     "schedule": "connector.commands.schedule",
+    "runs": "connector.commands.runs",
+    "failures": "connector.commands.failures",
 }
 # Single commands: name -> "module:function".
 _COMMANDS: dict[str, str] = {
@@ -43,6 +45,7 @@ _COMMANDS: dict[str, str] = {
     "demo": "connector.commands.basics:demo",
     "map": "connector.commands.map:map_command",
     "reconcile": "connector.commands.reconcile:reconcile_command",
+    "sync": "connector.commands.sync:sync",
 }
 
 
