@@ -1,0 +1,256 @@
+"""The customer view: every document and posting of one account in each system, side by side, with what the
+loyalty rules expected, balances per system, pending and expiring points, discrepancies and failed items.
+
+An account is the ledger identity (E.164 phone, else ``card:<number>``). Documents of different systems are put
+on one row when a cross-reference joins them. Postings are grouped by the system they were read from
+(``ref_system``); postings without a ref are the connector's own (``connector``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import String, cast, or_, select
+from sqlalchemy.orm import Session
+
+from connector.config import ConnectorConfig
+from connector.errors import ConnectorError
+from connector.model import DocRef, Posting, Return, Sale, normalize_phone, parse_document
+from connector.rules import evaluate
+from connector.store import Store
+from connector.store.tables import CrossRef, Discrepancy, FailedItem, JournalDocument, PostingRow
+
+__all__ = [
+    "OWN_LEDGER",
+    "Balances",
+    "CustomerView",
+    "ExpectedRow",
+    "account_for",
+    "customer_view",
+    "document_ref",
+]
+
+OWN_LEDGER = "connector"
+_EXPIRING_WITHIN = timedelta(days=30)
+_ZERO = Decimal("0.00")
+# A phone as people type it: +7…, 8…/7… with 11 digits, or 10 digits starting with 9; anything else is a card.
+_PHONE = re.compile(r"\+[\d\s()\-]{10,20}|[78][\s(\-]*9[\d\s()\-]{9,16}|9[\d\s()\-]{9,14}")
+
+
+def account_for(query: str) -> str:
+    """The account a search means: a phone (any common spelling) in E.164, else ``card:<number>``.
+
+    Example:
+        >>> account_for("8 (916) 123-45-67"), account_for("2000123")
+        ('+79161234567', 'card:2000123')
+    """
+    text = query.strip()
+    if text.startswith("card:"):
+        return text
+    if _PHONE.fullmatch(text):
+        try:
+            return normalize_phone(text)
+        except ConnectorError:
+            pass
+    return f"card:{text}"
+
+
+@dataclass(frozen=True)
+class Balances:
+    """Points of one account in one system: the sum, the pending part, and what expires within 30 days."""
+
+    total: Decimal
+    pending: Decimal
+    expiring: Decimal
+    expired: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        """Points the customer can spend now."""
+        return self.total - self.pending - self.expired
+
+
+@dataclass(frozen=True)
+class ExpectedRow:
+    """A posting the rules expect, and where it was found (system → the amount there, or absent)."""
+
+    posting: Posting
+    found: dict[str, Decimal]
+
+
+@dataclass
+class CustomerView:
+    """Everything the customer page shows."""
+
+    account: str
+    systems: list[str]
+    documents: list[dict[str, JournalDocument]] = field(default_factory=list)
+    postings: dict[str, list[PostingRow]] = field(default_factory=dict)
+    balances: dict[str, Balances] = field(default_factory=dict)
+    expected: list[ExpectedRow] = field(default_factory=list)
+    expected_error: str | None = None
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+    failures: list[FailedItem] = field(default_factory=list)
+
+    def posting_rows(self) -> list[tuple[str, str, dict[str, PostingRow]]]:
+        """Postings side by side: one row per (document, kind), a cell per system that holds one."""
+        rows: dict[tuple[str, str], dict[str, PostingRow]] = {}
+        for system, postings in sorted(self.postings.items()):
+            for posting in postings:
+                key = (posting.document_id or posting.key, posting.kind)
+                rows.setdefault(key, {}).setdefault(system, posting)
+        return [(document, kind, cells) for (document, kind), cells in rows.items()]
+
+    @property
+    def found(self) -> bool:
+        """Whether the account appears anywhere."""
+        return bool(self.documents or self.postings or self.failures)
+
+
+def _documents(store: Store, account: str) -> list[JournalDocument]:
+    query = select(JournalDocument).where(JournalDocument.account == account)
+    with store.session() as session:
+        return list(
+            session.scalars(query.order_by(JournalDocument.occurred_at, JournalDocument.id).limit(500))
+        )
+
+
+def _rows(store: Store, documents: list[JournalDocument]) -> list[dict[str, JournalDocument]]:
+    """Documents put side by side: one row per business document, a cell per system."""
+    by_ref = {(d.system, d.kind, d.source_id): d for d in documents}
+    rows: list[dict[str, JournalDocument]] = []
+    placed: dict[tuple[str, str, str], dict[str, JournalDocument]] = {}
+    with store.session() as session:
+        for key, document in by_ref.items():
+            row = placed.get(key)
+            if row is None:
+                row = {}
+                rows.append(row)
+            row.setdefault(document.system, document)
+            placed[key] = row
+            for other in _linked(session, key):
+                placed.setdefault(other, row)
+                if other in by_ref:
+                    row.setdefault(other[0], by_ref[other])
+    return rows
+
+
+def _linked(session: Session, key: tuple[str, str, str]) -> list[tuple[str, str, str]]:
+    system, kind, source_id = key
+    query = select(CrossRef).where(
+        or_(
+            (CrossRef.left_system == system) & (CrossRef.left_kind == kind) & (CrossRef.left_id == source_id),
+            (CrossRef.right_system == system)
+            & (CrossRef.right_kind == kind)
+            & (CrossRef.right_id == source_id),
+        )
+    )
+    linked = []
+    for ref in session.scalars(query):
+        left = (ref.left_system, ref.left_kind, ref.left_id)
+        right = (ref.right_system, ref.right_kind, ref.right_id)
+        linked.append(right if left == key else left)
+    return linked
+
+
+def _postings(store: Store, account: str) -> dict[str, list[PostingRow]]:
+    query = (
+        select(PostingRow)
+        .where(PostingRow.account == account)
+        .order_by(PostingRow.occurred_at, PostingRow.id)
+    )
+    grouped: dict[str, list[PostingRow]] = defaultdict(list)
+    with store.session() as session:
+        for row in session.scalars(query):
+            grouped[row.ref_system or OWN_LEDGER].append(row)
+    return dict(grouped)
+
+
+def _balances(rows: list[PostingRow], now: datetime) -> Balances:
+    total = pending = expiring = expired = _ZERO
+    for row in rows:
+        if row.status == "cancelled" or row.occurred_at > now:
+            continue
+        total += row.amount
+        if row.amount > 0 and row.available_at is not None and now < row.available_at:
+            pending += row.amount
+        elif row.amount > 0 and row.expires_at is not None and row.expires_at <= now:
+            expired += row.amount
+        elif row.amount > 0 and row.expires_at is not None and row.expires_at <= now + _EXPIRING_WITHIN:
+            expiring += row.amount
+    return Balances(total, pending, expiring, expired)
+
+
+def _source_documents(documents: list[JournalDocument], config: ConnectorConfig) -> list[Sale | Return]:
+    """The canonical documents the rules read: those of the systems routes take postings from."""
+    sources = {route.from_ for route in config.routes if route.write == "postings"}
+    chosen = [d for d in documents if d.canonical and (not sources or d.system in sources)]
+    return [parse_document(d.canonical) for d in chosen if d.canonical is not None]
+
+
+def _expected(view: CustomerView, documents: list[JournalDocument], config: ConnectorConfig) -> None:
+    if config.program is None:
+        view.expected_error = "no program in the configuration"
+        return
+    try:
+        evaluation = evaluate(config.program, _source_documents(documents, config))
+    except (ConnectorError, ValueError) as exc:
+        view.expected_error = str(exc)
+        return
+    for posting in evaluation.postings:
+        if posting.account != view.account:
+            continue
+        found = {
+            system: row.amount
+            for system, rows in view.postings.items()
+            for row in rows
+            if posting.document and row.document_id == posting.document.id and row.kind == posting.kind
+        }
+        view.expected.append(ExpectedRow(posting, found))
+
+
+def _touching(
+    store: Store, account: str, documents: list[JournalDocument]
+) -> tuple[list[Discrepancy], list[FailedItem]]:
+    ids = sorted({d.source_id for d in documents})[:200]
+    text = cast(Discrepancy.refs, String)
+    touches = or_(text.contains(f'"{account}"'), *(text.contains(f'"{i}"') for i in ids))
+    failed = select(FailedItem).where(FailedItem.document_id.in_(ids)).order_by(FailedItem.id.desc())
+    with store.session() as session:
+        found = list(
+            session.scalars(select(Discrepancy).where(touches).order_by(Discrepancy.id.desc()).limit(200))
+        )
+        return found, list(session.scalars(failed))
+
+
+def customer_view(store: Store, config: ConnectorConfig, query: str, now: datetime) -> CustomerView:
+    """Everything known about the customer a phone or card search names.
+
+    Args:
+        store: the state database.
+        config: the connector configuration (systems, routes, the loyalty program).
+        query: a phone in any common spelling, a card number, or an account as stored.
+        now: the moment balances are computed for (aware).
+    """
+    account = account_for(query)
+    documents = _documents(store, account)
+    view = CustomerView(
+        account=account, systems=list(config.systems) or sorted({d.system for d in documents})
+    )
+    view.documents = _rows(store, documents)
+    view.postings = _postings(store, account)
+    view.balances = {system: _balances(rows, now) for system, rows in view.postings.items()}
+    _expected(view, documents, config)
+    view.discrepancies, view.failures = _touching(store, account, documents)
+    for extra in sorted({s for row in view.documents for s in row} - set(view.systems)):
+        view.systems.append(extra)
+    return view
+
+
+def document_ref(document: JournalDocument) -> DocRef:
+    """The ``DocRef`` of a journal row."""
+    return DocRef(system=document.system, kind=document.kind, id=document.source_id)
