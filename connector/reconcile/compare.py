@@ -13,6 +13,7 @@ from datetime import date
 
 from connector.config import ReconcileSpec
 from connector.discrepancies import DISCREPANCY_KINDS, Discrepancy
+from connector.errors import ConfigError
 from connector.model import dump_document
 from connector.program import Program
 from connector.reconcile.ledger import compare_balances, compare_postings
@@ -64,6 +65,7 @@ def compare_snapshot(
             window=window,
             tolerance=spec.tolerance,
             cross_refs=(cross_refs or {}).get((spec.left, spec.right)),
+            systems=(spec.left, spec.right),
             payload_of=lambda i, o=originals: dump_document(o[i]) if i in o else None,  # type: ignore[misc]
         )
         found += result.discrepancies
@@ -84,10 +86,9 @@ def _ledger(
     today: date,
     counterpart: dict[str, tuple[str, str]] | None,
 ) -> list[Discrepancy]:
-    assert spec.documents and spec.ledger
+    assert spec.documents is not None
+    assert spec.ledger is not None
     if program is None:
-        from connector.errors import ConfigError
-
         raise ConfigError(f"reconcile {spec.name!r} compares a ledger: the config needs a program: section")
     ledger = snapshot.ledgers[spec.ledger]
     sides = [snapshot.ledgers[name] for name in mirrors.get(spec.ledger, ()) if name in snapshot.ledgers]

@@ -27,7 +27,7 @@ from connector.config import ConnectorConfig
 from connector.discrepancies import Discrepancy, FixAction, ReconcileResult
 from connector.errors import ConnectorError
 from connector.logs import get_logger
-from connector.model import Posting, dump_posting, parse_document
+from connector.model import Posting, parse_document
 from connector.reconcile.snapshot import mirrors_of
 from connector.store import Store
 
@@ -71,7 +71,9 @@ class _Applier:
         return self.adapters[name]
 
     def apply(self, fix: FixAction) -> None:
-        assert fix.target is not None and fix.key is not None and fix.payload is not None
+        assert fix.target is not None
+        assert fix.key is not None
+        assert fix.payload is not None
         written = self.write(fix.key, fix.target, _OPERATION[fix.action], fix.payload)
         if written and fix.action != "create_document":
             posting = Posting.model_validate(fix.payload)
@@ -127,7 +129,3 @@ def apply_fixes(
     mark_applied(store, done, who=who)
     return applier.report
 
-
-def posting_payload(posting: Posting) -> dict[str, Any]:
-    """The canonical JSON of a posting, as fixes carry it."""
-    return dump_posting(posting)

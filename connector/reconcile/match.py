@@ -131,6 +131,7 @@ def match_documents(
     tolerance: Decimal,
     cross_refs: Mapping[str, str] | None = None,
     payload_of: PayloadOf | None = None,
+    systems: tuple[str, str] | None = None,
 ) -> DocumentMatch:
     """Pair ``left`` and ``right`` documents and report every difference of the window.
 
@@ -141,10 +142,11 @@ def match_documents(
         tolerance: money differences up to this agree.
         cross_refs: right id → left id pairs already known to the journal.
         payload_of: left id → canonical JSON of the document, for the fix that creates it on the right.
+        systems: the (left, right) system names; taken from the documents when None (both must be non-empty).
     """
     if not left and not right:
         return DocumentMatch()
-    left_system = left[0].system if left else ""
+    left_system, right_system = systems or (left[0].system, right[0].system)
     matcher = _Matcher(left, right)
     matcher.by_cross_refs(cross_refs or {})
     matcher.by_external_id(left_system)
@@ -155,7 +157,7 @@ def match_documents(
     for left_id, right_id in out.pairs.items():
         out.discrepancies += compare.pair(matcher.left[left_id], matcher.right[right_id])
     for doc in matcher.open_left():
-        out.discrepancies += compare.missing_right(doc, right[0].system if right else "")
+        out.discrepancies += compare.missing_right(doc, right_system)
     offsets = _store_offsets(left)
     for doc in matcher.right.values():
         if doc.id not in matcher.paired_right:
