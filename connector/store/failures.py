@@ -70,6 +70,7 @@ class FailedRecord:
     def as_json(self) -> dict[str, Any]:
         """The stable JSON form: dates ISO 8601, the document as ``{system, kind, id}`` or null."""
         data = asdict(self)
+        data["document"] = self.document.model_dump() if self.document is not None else None
         for name in ("business_date", "next_attempt_at", "created_at", "updated_at"):
             value = data[name]
             data[name] = value.isoformat() if value is not None else None

@@ -16,7 +16,12 @@ __all__ = ["business_days", "crm_comments", "onec_comments", "seed_opening_balan
 
 
 def write_config(
-    world: World, base_url: str, directory: Path, *, state: str | None = None, sync: dict[str, Any] | None = None
+    world: World,
+    base_url: str,
+    directory: Path,
+    *,
+    state: str | None = None,
+    sync: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``connector.yaml`` for the sandbox at ``base_url`` (all three routes) and return its path."""
     program = yaml.safe_load(world.program_yaml)["program"]
@@ -51,7 +56,9 @@ def crm_comments(base_url: str) -> list[str]:
     session.headers["X-API-KEY"] = CRM_API_KEY
     for _ in range(10_000):
         params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-        body = session.get(f"{base_url}/crm/api/v5/loyalty/bonus/operations", params=params, timeout=30).json()
+        body = session.get(
+            f"{base_url}/crm/api/v5/loyalty/bonus/operations", params=params, timeout=30
+        ).json()
         comments += [str(op.get("comment") or "") for op in body.get("bonusOperations", [])]
         cursor = (body.get("pagination") or {}).get("nextCursor")
         if not cursor:

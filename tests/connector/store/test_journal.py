@@ -1,0 +1,124 @@
+"""The journal: documents deduplicated by id and version, unmapped payloads kept raw, windows, cross-refs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from connector.model import DocRef, Return, Sale
+from connector.store import Store
+from connector.store.journal import Journal, raw_version
+
+PHONE = "+79161234567"
+
+
+def _doc(doc_id: str, kind: str = "sale", *, day: str = "2026-11-20", total: str = "1000.00",
+         time: str = "12:00", store: str = "store-1", phone: str | None = PHONE, **extra: Any) -> Sale | Return:  # fmt: skip
+    data = {
+        "type": kind,
+        "ref": {"system": "evotor", "kind": "receipt", "id": doc_id},
+        "number": doc_id,
+        "store": store,
+        "occurred_at": f"{day}T{time}:00+03:00",
+        "business_date": day,
+        "customer": {"phone": phone} if phone else None,
+        "lines": [{"line_no": 1, "sku": "A", "quantity": "1.000", "price": total, "amount": total}],
+        "total": total,
+        **extra,
+    }
+    return Return.model_validate(data) if kind == "return" else Sale.model_validate(data)
+
+
+def _put(journal: Journal, document: Sale | Return, raw: dict[str, Any] | None = None) -> str:
+    payload = raw or {"id": document.ref.id, "sum": str(document.total)}
+    return journal.upsert("evotor", "receipt", document.ref.id, version=raw_version(payload), raw=payload,
+                          document=document)  # fmt: skip
+
+
+def test_a_reread_of_the_same_version_is_unchanged_and_a_new_version_replaces_it(store: Store) -> None:
+    journal = Journal(store.sessions)
+    assert _put(journal, _doc("d-1")) == "new"
+    assert _put(journal, _doc("d-1")) == "unchanged"
+    assert _put(journal, _doc("d-1", total="900.00"), {"id": "d-1", "sum": "900"}) == "changed"
+    entry = journal.get(DocRef(system="evotor", kind="receipt", id="d-1"))
+    assert entry is not None
+    assert entry.total == Decimal("900.00")
+    assert entry.raw == {"id": "d-1", "sum": "900"}
+    assert entry.account == PHONE
+    assert isinstance(entry.document, Sale)
+
+
+def test_an_unmapped_payload_is_kept_raw_and_a_later_mapping_fills_the_same_row(store: Store) -> None:
+    journal = Journal(store.sessions)
+    raw = {"id": "d-2", "type": "SELL", "close_date": "not a date"}
+    version = raw_version(raw)
+    assert (
+        journal.upsert("evotor", "SELL", "d-2", version=version, raw=raw, document=None, store="s-1") == "new"
+    )
+    kept = journal.get(("evotor", "d-2"))
+    assert kept is not None
+    assert kept.canonical is None
+    assert kept.raw == raw
+    assert kept.store == "s-1"
+    # Same version, now mapped (the mapping was fixed): the row is completed, not duplicated.
+    assert (
+        journal.upsert("evotor", "receipt", "d-2", version=version, raw=raw, document=_doc("d-2"))
+        == "changed"
+    )
+    assert [entry.ref.kind for entry in journal.find("d-2")] == ["receipt"]
+
+
+def test_deleted_and_draft_documents_keep_their_status(store: Store) -> None:
+    journal = Journal(store.sessions)
+    _put(journal, _doc("d-3", status="deleted"))
+    _put(journal, _doc("d-4", status="draft"))
+    window = journal.documents_in_window("evotor", None, date(2026, 11, 20), date(2026, 11, 20))
+    assert {entry.ref.id: entry.status for entry in window} == {"d-3": "deleted", "d-4": "draft"}
+    posted = journal.documents_in_window("evotor", None, date(2026, 11, 20), date(2026, 11, 20),
+                                         statuses=["posted"])  # fmt: skip
+    assert posted == []
+
+
+def test_documents_in_window_filters_by_store_and_inclusive_dates_in_time_order(store: Store) -> None:
+    journal = Journal(store.sessions)
+    _put(journal, _doc("late", time="18:00"))
+    _put(journal, _doc("early", time="09:00"))
+    _put(journal, _doc("next-day", day="2026-11-21"))
+    _put(journal, _doc("other-store", store="store-2"))
+    _put(journal, _doc("outside", day="2026-11-22"))
+    window = journal.documents_in_window("evotor", ["store-1"], date(2026, 11, 20), date(2026, 11, 21))
+    assert [entry.ref.id for entry in window] == ["early", "late", "next-day"]
+
+
+def test_spend_before_counts_earlier_posted_sales_minus_returns(store: Store) -> None:
+    journal = Journal(store.sessions)
+    _put(journal, _doc("s-1", total="1000.00", day="2026-11-18"))
+    _put(journal, _doc("s-2", total="500.00", day="2026-11-19", status="draft"))
+    _put(journal, _doc("r-1", "return", total="200.00", day="2026-11-19",
+                       original={"system": "evotor", "kind": "receipt", "id": "s-1"}))  # fmt: skip
+    _put(journal, _doc("s-3", total="700.00", day="2026-11-21"))
+    at = datetime.fromisoformat("2026-11-20T12:00:00+03:00")
+    assert journal.spend_before("evotor", PHONE, at, exclude="s-3") == Decimal("800.00")
+
+
+def test_returns_of_a_sale_in_time_order(store: Store) -> None:
+    journal = Journal(store.sessions)
+    sale = _doc("s-1", day="2026-11-18")
+    _put(journal, sale)
+    original = {"system": "evotor", "kind": "receipt", "id": "s-1"}
+    _put(journal, _doc("r-2", "return", total="100.00", day="2026-11-20", original=original))
+    _put(journal, _doc("r-1", "return", total="100.00", day="2026-11-19", original=original, phone=None))
+    _put(journal, _doc("r-x", "return", total="100.00", day="2026-11-19",
+                       original={"system": "evotor", "kind": "receipt", "id": "other"}))  # fmt: skip
+    assert [ret.ref.id for ret in journal.returns_of(sale.ref)] == ["r-1", "r-2"]
+
+
+def test_cross_references_are_recorded_once_and_found_from_either_side(store: Store) -> None:
+    journal = Journal(store.sessions)
+    receipt = DocRef(system="evotor", kind="receipt", id="d-1")
+    cheque = DocRef(system="onec", kind="Document_ЧекККМ", id="g-1")
+    journal.link(receipt, cheque, "created")
+    journal.link(cheque, receipt, "created")
+    assert journal.linked(receipt) == [(cheque, "created")]
+    assert journal.linked(cheque) == [(receipt, "created")]
