@@ -34,6 +34,7 @@ from connector.errors import InputError
 __all__ = [
     "CSV_COLUMNS",
     "FORMATS",
+    "TABLE_MAX_ROWS",
     "ReportFormat",
     "format_refs",
     "render",
@@ -67,13 +68,24 @@ CSV_COLUMNS: tuple[str, ...] = (
 )
 """The header row of the CSV report."""
 
+TABLE_MAX_ROWS = 200
+"""Discrepancies the terminal table lists by default: rich lays out ~100 rows a second, and a screen of 200 rows
+is already more than an operator reads; the summary above it always counts every one."""
+
 _UNIT_LABEL = {"money": "RUB", "points": "pts"}
 _MISSING = "—"
 # A line list as expected/actual would otherwise make one row of the terminal table a screen long.
 _CELL_LIMIT = 60
 
 
-def render(result: ReconcileResult, fmt: ReportFormat, *, title: str | None = None, width: int = 100) -> str:
+def render(
+    result: ReconcileResult,
+    fmt: ReportFormat,
+    *,
+    title: str | None = None,
+    width: int = 100,
+    max_rows: int | None = TABLE_MAX_ROWS,
+) -> str:
     """Render ``result`` in one of :data:`FORMATS`.
 
     Args:
@@ -81,6 +93,7 @@ def render(result: ReconcileResult, fmt: ReportFormat, *, title: str | None = No
         fmt: ``table``, ``json``, ``csv`` or ``html``.
         title: a heading for the table and HTML reports (default: "Reconciliation" and the window).
         width: columns of the terminal the ``table`` text is laid out for.
+        max_rows: discrepancies the ``table`` lists one by one (None: all); the other formats list all.
 
     Returns:
         The report text (plain text without colour codes for ``table``).
@@ -91,7 +104,7 @@ def render(result: ReconcileResult, fmt: ReportFormat, *, title: str | None = No
     if fmt == "table":
         console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
         with console.capture() as capture:
-            render_table(result, console, title=title)
+            render_table(result, console, title=title, max_rows=max_rows)
         return capture.get()
     renderer = _RENDERERS.get(fmt)
     if renderer is None:
@@ -196,7 +209,13 @@ def format_refs(refs: dict[str, str]) -> str:
 # --- terminal table ---------------------------------------------------------------------------------------
 
 
-def render_table(result: ReconcileResult, console: Console, *, title: str | None = None) -> None:
+def render_table(
+    result: ReconcileResult,
+    console: Console,
+    *,
+    title: str | None = None,
+    max_rows: int | None = TABLE_MAX_ROWS,
+) -> None:
     """Print the summary by kind and every discrepancy to ``console`` (rich).
 
     Text from the systems (store names, ids) is never read as rich markup.
@@ -205,13 +224,20 @@ def render_table(result: ReconcileResult, console: Console, *, title: str | None
         result: what the reconciliation found.
         console: where to print; its width decides the layout (100 columns reads well).
         title: a heading (default: "Reconciliation" and the window).
+        max_rows: how many discrepancies to list one by one (None: all); the summary always counts every one.
     """
     console.print(_heading(result, title))
     if result.agrees:
         console.print(Text("All systems agree: no discrepancies in the window.", style="bold green"))
         return
     console.print(_summary_table(result))
-    console.print(_discrepancy_table(result))
+    shown = result.discrepancies if max_rows is None else result.discrepancies[:max_rows]
+    console.print(_discrepancy_table(shown))
+    hidden = len(result.discrepancies) - len(shown)
+    if hidden:
+        console.print(
+            Text(f"… and {hidden} more, not listed here: the csv, json and html formats list every one.")
+        )
 
 
 def _heading(result: ReconcileResult, title: str | None) -> Group:
@@ -244,7 +270,7 @@ def _summary_table(result: ReconcileResult) -> Table:
     return table
 
 
-def _discrepancy_table(result: ReconcileResult) -> Table:
+def _discrepancy_table(items: list[Discrepancy]) -> Table:
     # Four columns, expected/actual/delta stacked: with more, a 100-column terminal leaves the fix a sliver.
     table = Table(
         title="Discrepancies",
@@ -258,7 +284,7 @@ def _discrepancy_table(result: ReconcileResult) -> Table:
     table.add_column("Refs", overflow="fold", max_width=24)
     table.add_column("Exp · act · Δ", overflow="fold", min_width=16, max_width=20)
     table.add_column("Fix", ratio=1, min_width=20)
-    for item in result.discrepancies:
+    for item in items:
         table.add_row(*_discrepancy_cells(item))
     return table
 

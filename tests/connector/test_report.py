@@ -256,6 +256,15 @@ def test_table_prints_rich_markup_in_data_literally(result: ReconcileResult) -> 
     assert "\n[red]Склад[/red] " in text
 
 
+def test_table_lists_at_most_max_rows_but_counts_all(result: ReconcileResult) -> None:
+    text = render(result, "table", max_rows=2)
+    assert "… and 5 more, not listed here" in text
+    assert "evotor=r-2" in text
+    assert "evotor=r-3" not in text
+    assert re.search(r"^\s*total\s+7\s", text, re.MULTILINE)
+    assert "more, not listed" not in render(result, "table", max_rows=None)
+
+
 def test_table_when_everything_agrees() -> None:
     text = render(ReconcileResult(date(2026, 11, 1), date(2026, 11, 1), ["S1"]), "table")
     assert "All systems agree" in text
