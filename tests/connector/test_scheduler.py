@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text, update
 
 from connector.config import ConnectorConfig, ScheduleJob
+from connector.errors import ConfigError
 from connector.scheduler import JOB_TABLE, JobContext, Leases, ScheduleRunner, lease_name
 from connector.scheduler.jobs import reconcile_job, sync_job, yesterday_in
 from connector.scheduler.triggers import CRON_MISFIRE_GRACE_S, crontab_weekdays
@@ -74,7 +75,8 @@ def test_a_lease_is_exclusive_until_its_holder_releases_it(sqlite_store: Store) 
     assert not second.try_acquire("schedule:sync")
     assert first.try_acquire("schedule:sync"), "the holder may re-take its own lease"
     info = first.get("schedule:sync")
-    assert info is not None and info.holder == "host-a:1:aaa"
+    assert info is not None
+    assert info.holder == "host-a:1:aaa"
     assert info.expires_at - info.heartbeat_at == timedelta(seconds=30)
     assert not second.release("schedule:sync"), "only the holder releases"
     assert first.release("schedule:sync")
@@ -109,7 +111,8 @@ def test_of_processes_racing_for_a_lease_exactly_one_gets_it(store: Store, state
         for _ in range(4)
     ]
     for child in children:  # every child has imported and opened the store
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
     start = time.time() + 0.5
     for child in children:
         assert child.stdin is not None
@@ -243,7 +246,8 @@ def test_jobs_are_stored_with_misfire_grace_coalescing_and_the_zone(store: Store
         )
         assert nightly.trigger.timezone == ZoneInfo("Asia/Yekaterinburg")
         local = nightly.next_run_time.astimezone(ZoneInfo("Asia/Yekaterinburg"))
-        assert (local.hour, local.minute) == (2, 30) and local.weekday() < 5
+        assert (local.hour, local.minute) == (2, 30)
+        assert local.weekday() < 5
         with store.engine.connect() as connection:
             ids = connection.execute(text(f"SELECT id FROM {JOB_TABLE} ORDER BY id")).scalars().all()
         assert ids == ["nightly", "sync"]
@@ -351,16 +355,12 @@ def test_a_stop_request_lets_the_current_item_finish(sqlite_store: Store) -> Non
 
 
 def test_an_unknown_command_is_refused_at_construction(sqlite_store: Store) -> None:
-    from connector.errors import ConfigError
-
     config = _config("sqlite://", sync=ScheduleJob(every="1h"))
-    with pytest.raises(ConfigError, match="schedule.sync.run names 'sync'"):
+    with pytest.raises(ConfigError, match=r"schedule\.sync\.run names 'sync'"):
         ScheduleRunner(config, sqlite_store, registry={"reconcile": "x:y"})
 
 
 def test_only_one_runner_per_process(sqlite_store: Store) -> None:
-    from connector.errors import ConfigError
-
     config = _config("sqlite://", sync=ScheduleJob(every="1h"))
     first = ScheduleRunner(config, sqlite_store)
     first.start()
