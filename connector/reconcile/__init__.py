@@ -91,7 +91,13 @@ def _run(
     session: requests.Session | None,
 ) -> ReconcileResult:
     snapshot = load_snapshot(
-        config, date_from=date_from, date_to=date_to, stores=stores, progress=progress, session=session
+        config,
+        date_from=date_from,
+        date_to=date_to,
+        stores=stores,
+        progress=progress,
+        session=session,
+        store=store,
     )
     pairs = [(s.left, s.right) for s in config.reconcile if s.left and s.right]
     known = cross_refs(store, pairs) if store is not None and pairs else None

@@ -128,4 +128,3 @@ def apply_fixes(
     done = applier.report.written + applier.report.already
     mark_applied(store, done, who=who)
     return applier.report
-

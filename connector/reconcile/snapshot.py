@@ -1,8 +1,14 @@
 """Read every system a reconciliation involves for a window into a :class:`~connector.reconcile.model.Snapshot`.
 
-This is the I/O layer; the compare stage never reads a system. Today it reads **directly through the adapters and
-mappings** (:func:`load_snapshot`); when the sync engine's pulls refresh the journal for a window, the loader
-will read the journal instead — the seam is :class:`SnapshotSource`, and nothing downstream changes.
+This is the I/O layer; the compare stage never reads a system. Receipts are read in one of two ways:
+
+* with a state database (``store``), **through the sync's pulls**: :func:`connector.sync.pull_window` refreshes
+  the journal for the window (fresh reads; no watermark moves, nothing is written elsewhere), and the documents
+  are then read back from the journal — so the journal the console shows is the one that was compared;
+* without one, **directly through the adapters and mappings** (tests, ad-hoc runs).
+
+Ledgers are always read directly: balances need the whole history (the sync's ledger pull is bounded by its
+window), and 1C's bonus documents are not a stream the sync pulls.
 
 What is read, per configured reconciliation (``reconcile:`` in ``connector.yaml``):
 
@@ -32,6 +38,9 @@ from connector.errors import ConfigError, MappingError
 from connector.mapping import Mapping, load_mapping, load_system_mapping
 from connector.model import Posting, Return, Sale
 from connector.reconcile.model import DocRecord, LedgerEntry, LedgerSide, Snapshot, line_signature
+from connector.store import Store
+from connector.store.journal import Journal
+from connector.sync import pull_window
 
 __all__ = ["Progress", "SnapshotSource", "involved_systems", "load_snapshot", "mirrors_of"]
 
@@ -75,6 +84,7 @@ class SnapshotSource:
     config: ConnectorConfig
     session: requests.Session | None = None
     progress: Progress | None = None
+    store: Store | None = None
     _adapters: dict[str, Any] = field(default_factory=dict)
 
     def adapter(self, name: str) -> Any:
@@ -109,6 +119,8 @@ class SnapshotSource:
     ) -> list[tuple[Sale | Return, str | None]]:
         """Canonical receipts of ``stores`` in ``[since, until)`` in the order they happened, each with the
         connector's key kept on it (1C ``Комментарий``: the adapter's ``key_field``), if any."""
+        if self.store is not None:
+            return self._journaled(name, stores, since.date(), (until - timedelta(days=1)).date(), categories)
         adapter, mapping = self.adapter(name), load_system_mapping(name, self.config.systems[name])
         catalogs = self.catalogs(name)
         key_field = getattr(adapter, "key_field", None)
@@ -121,6 +133,25 @@ class SnapshotSource:
                     key = record.payload.get(key_field) if isinstance(key_field, str) else None
                     out.append((_with_categories(document, categories), str(key) if key else None))
         self._tick(f"{name}: receipts", len(stores), len(stores))
+        out.sort(key=lambda pair: (pair[0].occurred_at, pair[0].ref.id))
+        return out
+
+    def _journaled(
+        self, name: str, stores: list[str], first: date, last: date, categories: dict[str, str]
+    ) -> list[tuple[Sale | Return, str | None]]:
+        """Refresh the journal for the window through the sync's pull, then read it back."""
+        assert self.store is not None
+        self._tick(f"{name}: receipts", 0, 1)
+        pull_window(self.config, self.store, name, first, last, stores)
+        key_field = getattr(self.adapter(name), "key_field", None)
+        out: list[tuple[Sale | Return, str | None]] = []
+        for entry in Journal(self.store.sessions).documents_in_window(name, stores, first, last):
+            document = entry.document
+            if document is not None:
+                raw = entry.raw if isinstance(entry.raw, dict) else {}
+                key = raw.get(key_field) if isinstance(key_field, str) else None
+                out.append((_with_categories(document, categories), str(key) if key else None))
+        self._tick(f"{name}: receipts", 1, 1)
         out.sort(key=lambda pair: (pair[0].occurred_at, pair[0].ref.id))
         return out
 
@@ -265,6 +296,7 @@ def load_snapshot(
     stores: list[str] | None = None,
     progress: Progress | None = None,
     session: requests.Session | None = None,
+    store: Store | None = None,
     lookback_days: int | None = None,
     history_days: int = 400,
 ) -> Snapshot:
@@ -277,11 +309,13 @@ def load_snapshot(
         stores: canonical store ids; all the documents system holds when None.
         progress: called as each system and store is read.
         session: one HTTP session for every adapter.
+        store: the state database: receipts are pulled into its journal and read back from it; None reads
+            them directly.
         lookback_days: days of documents read before the window so that returns find their sales; the
             program's ``activation_delay_days`` (the return window) by default.
         history_days: days of ledger history read before the window, for balances.
     """
-    source = SnapshotSource(config, session, progress)
+    source = SnapshotSource(config, session, progress, store)
     doc_systems, canonical, ledger_systems = involved_systems(config)
     if stores is None:
         first = sorted(canonical)[0] if canonical else sorted(doc_systems)[0] if doc_systems else None
