@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from connector.errors import ConfigError
 from connector.model import canonical_json_schema
 
 __all__ = ["demo", "init", "schema"]
@@ -19,13 +20,31 @@ def schema() -> None:
 
 def init(
     path: Path = typer.Option(Path("connector.yaml"), "--path", help="Where to write the config."),
+    sandbox: str | None = typer.Option(
+        None,
+        "--sandbox",
+        help="URL of a running `sandbox up` (http://127.0.0.1:8800): configure all its systems.",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Write a commented sample connector.yaml to start from."""
-    from connector.config import write_sample_config
+    """Write a commented sample connector.yaml, or one for a running sandbox (--sandbox URL)."""
+    if sandbox is None:
+        from connector.config import write_sample_config
 
-    write_sample_config(path, force=force)
-    typer.echo(f"wrote {path}")
+        write_sample_config(path, force=force)
+        typer.echo(f"wrote {path}")
+        return
+    from connector.config import load_config
+    from connector.sandbox.rehearsal import write_sandbox_config
+
+    if path.name != "connector.yaml":
+        raise ConfigError(
+            f"--sandbox writes connector.yaml into a directory; give --path DIR/connector.yaml, not {path}"
+        )
+    written = write_sandbox_config(sandbox, path.parent, force=force)
+    config = load_config(written)
+    typer.echo(f"wrote {written} for the sandbox at {sandbox}: systems {', '.join(config.systems)}")
+    typer.echo(f"state: {config.state}")
 
 
 def demo() -> None:

@@ -69,3 +69,25 @@ def test_console_script_runs(args: list[str]) -> None:
     script = Path(sys.executable).with_name("loyalty-connector")
     done = subprocess.run([str(script), *args], capture_output=True, text=True, check=True)
     assert "loyalty-connector" in done.stdout
+
+
+def test_init_for_a_running_sandbox_writes_a_config_that_loads(run_cli: Run, tmp_path: Path) -> None:
+    from connector.config import load_config
+    from connector.sandbox.generator import SandboxOptions
+    from connector.sandbox.server import SandboxServer
+
+    with SandboxServer(SandboxOptions(stores=1, days=1)) as server:
+        result = run_cli("init", "--sandbox", server.base_url, "--path", str(tmp_path / "connector.yaml"))
+    assert result.code == 0, result.err
+    config = load_config(tmp_path / "connector.yaml")
+    assert set(config.systems) == {"evotor", "onec", "crm"}
+    assert config.systems["evotor"].base_url.startswith(server.base_url)
+    assert config.state == f"sqlite:///{(tmp_path / 'connector.db').resolve()}"
+    assert [route.to for route in config.routes] == ["crm", "onec", "onec"]
+    assert config.program is not None
+
+
+def test_init_for_a_sandbox_that_is_not_there_exits_2(run_cli: Run, tmp_path: Path) -> None:
+    result = run_cli("init", "--sandbox", "http://127.0.0.1:9", "--path", str(tmp_path / "connector.yaml"))
+    assert result.code == 2
+    assert "the sandbox does not answer" in result.err
