@@ -37,6 +37,7 @@ _GROUPS: dict[str, str] = {
     "schedule": "connector.commands.schedule",
     "runs": "connector.commands.runs",
     "failures": "connector.commands.failures",
+    "users": "connector.commands.users",
 }
 # Single commands: name -> "module:function".
 _COMMANDS: dict[str, str] = {

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from urllib.parse import quote
+
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.staticfiles import StaticFiles
@@ -34,7 +36,11 @@ API_PATH = "/api/v1"
 async def _to_login(request: Request, _exc: Exception) -> Response:
     root = request.scope.get("root_path", "")
     target = request.url.path
-    suffix = f"?next={target}" if request.method == "GET" and target.startswith(f"{root}/") else ""
+    suffix = (
+        f"?next={quote(target, safe='/')}"
+        if request.method == "GET" and target.startswith(f"{root}/")
+        else ""
+    )
     return RedirectResponse(f"{root}/login{suffix}", status_code=303)
 
 

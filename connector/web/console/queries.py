@@ -142,7 +142,7 @@ def open_failures_by_system(store: Store) -> dict[str, int]:
         select(FailedItem.system, func.count()).where(FailedItem.state == "open").group_by(FailedItem.system)
     )
     with store.session() as session:
-        return dict(session.execute(query).tuples().all())
+        return dict(session.execute(query).all())
 
 
 def reconciliations(store: Store, limit: int = 100) -> list[tuple[Run, dict[str, int]]]:
@@ -155,7 +155,7 @@ def reconciliations(store: Store, limit: int = 100) -> list[tuple[Run, dict[str,
     )
     counts: dict[int, Counter[str]] = {r.id: Counter() for r in found}
     with store.session() as session:
-        for run_id, state, count in session.execute(query).tuples():
+        for run_id, state, count in session.execute(query):
             counts[run_id][state] += count
     return [(r, dict(counts[r.id])) for r in found]
 
@@ -190,7 +190,7 @@ def discrepancy_trend(store: Store, today: date, days: int = 14) -> list[tuple[d
         .group_by(Discrepancy.business_date)
     )
     with store.session() as session:
-        found: dict[Any, int] = dict(session.execute(query).tuples().all())
+        found: dict[Any, int] = dict(session.execute(query).all())
     return [(first + timedelta(days=n), found.get(first + timedelta(days=n), 0)) for n in range(days)]
 
 

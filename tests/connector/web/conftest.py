@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,24 +19,35 @@ from .seed import NOW, Seeded, seed, test_config
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2 instead of httpx; the client works the same for these tests.
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A migrated, seeded state database with a viewer, an operator and an admin."""
-    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as opened:
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Seeded]:
+    # Migrating and hashing three passwords takes seconds: done once, then the file is copied per test.
+    path = tmp_path_factory.mktemp("template") / "state.db"
+    with open_store(f"sqlite:///{path}") as opened:
         for name, role in (("vera", "viewer"), ("oleg", "operator"), ("alla", "admin")):
             create_user(opened, name, role, PASSWORD)
+        seeded = seed(opened)
+    return path, seeded
+
+
+@pytest.fixture
+def store(tmp_path: Path, _template: tuple[Path, Seeded]) -> Iterator[Store]:
+    """A migrated state database with a viewer (vera), an operator (oleg) and an admin (alla), seeded."""
+    shutil.copy(_template[0], tmp_path / "state.db")
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as opened:
         yield opened
 
 
 @pytest.fixture
-def seeded(store: Store) -> Seeded:
-    return seed(store)
+def seeded(_template: tuple[Path, Seeded]) -> Seeded:
+    """The ids of the seeded scene (see :mod:`.seed`)."""
+    return _template[1]
 
 
 @pytest.fixture
@@ -50,3 +63,21 @@ def console(store: Store, seeded: Seeded) -> tuple[FastAPI, ConsoleState]:
 def client(console: tuple[FastAPI, ConsoleState]) -> Iterator[TestClient]:
     with TestClient(console[0], base_url="http://testserver") as test_client:
         yield test_client
+
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a rendered page carries."""
+    found = _CSRF.search(html)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+def login(client: TestClient, name: str, password: str = PASSWORD) -> str:
+    """Sign in through the login form; returns the CSRF token of the session's pages."""
+    token = csrf_of(client.get("/console/login").text)
+    answer = client.post("/console/login", data={"name": name, "password": password, "csrf_token": token})
+    assert answer.status_code == 200, answer.text[:500]
+    return csrf_of(answer.text)
