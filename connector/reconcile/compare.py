@@ -16,7 +16,7 @@ from connector.discrepancies import DISCREPANCY_KINDS, Discrepancy
 from connector.errors import ConfigError
 from connector.model import dump_document
 from connector.program import Program
-from connector.reconcile.ledger import compare_balances, compare_postings
+from connector.reconcile.ledger import compare_balances, compare_postings, compare_system_balances
 from connector.reconcile.match import match_documents
 from connector.reconcile.model import Snapshot
 
@@ -103,4 +103,6 @@ def _ledger(
     )
     for mirror in sides:
         found += compare_balances(ledger, mirror, tolerance=spec.tolerance, today=today)
+    for side in (ledger, *sides):
+        found += compare_system_balances(side, tolerance=spec.tolerance)
     return found

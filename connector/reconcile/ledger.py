@@ -34,6 +34,7 @@ from typing import Any
 from connector.discrepancies import Discrepancy, FixAction
 from connector.model import Posting, Return, Sale, dump_posting
 from connector.program import Program
+from connector.reconcile.balances import available_by_buckets, available_by_register
 from connector.reconcile.model import LedgerEntry, LedgerSide
 from connector.rules import evaluate, redemption_violations
 
@@ -41,6 +42,7 @@ __all__ = [
     "CORRECTION",
     "compare_balances",
     "compare_postings",
+    "compare_system_balances",
     "compensation_key",
     "correction_key",
 ]
@@ -349,3 +351,38 @@ def _unmatched(left: Sequence[LedgerEntry], right: Sequence[LedgerEntry]) -> dic
     for group in out.values():
         group.sort(key=_order)
     return out
+
+
+def compare_system_balances(side: LedgerSide, *, tolerance: Decimal) -> list[Discrepancy]:
+    """Each account's balance as the system reports it against the balance its operations imply then.
+
+    Pending accruals and expired points are accounted by the system's own rule (``side.balance_rule``), so
+    only a balance the operations cannot explain — an operation missing from the feed, a balance edited by
+    hand — is a ``balance_mismatch``.
+    """
+    if side.balances_at is None:
+        return []
+    at = side.balances_at
+    replay = available_by_register if side.balance_rule == "register" else available_by_buckets
+    by_holder: dict[str, list[LedgerEntry]] = {}
+    for entry in side.entries:
+        if entry.holder is not None:
+            by_holder.setdefault(entry.holder, []).append(entry)
+    found = []
+    for holder, reported in sorted(side.balances.items()):
+        implied = replay(by_holder.get(holder, []), at)
+        if abs(reported - implied) <= tolerance:
+            continue
+        refs = {f"{side.system}_{side.holder_label}": holder}
+        fix = FixAction(
+            "manual",
+            None,
+            None,
+            None,
+            f"{side.system} reports {reported:.2f} points available, its operations make {implied:.2f}: "
+            "find the operation the feed does not show",
+        )
+        found.append(
+            Discrepancy("balance_mismatch", None, at.date(), refs, implied, reported, reported - implied, fix)
+        )
+    return found

@@ -9,7 +9,7 @@ full canonical documents are kept only for the system whose documents feed the l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 
 from connector.model import Return, Sale
@@ -102,8 +102,10 @@ class LedgerSide:
             an account ``<system>_<holder_label>``.
         entries: every operation of the history read.
         holders: customer identity (phone / ``card:<n>``) → the account's id in the system.
-        balances: the system's own balance per holder id, when it was read (available points now).
-        zone_offset: the system's clock offset, for the date of an account-level discrepancy.
+        balances: the system's own available balance per holder id, as read at ``balances_at``.
+        balances_at: when ``balances`` were read (None: not read).
+        balance_rule: how the system derives a balance from operations (:mod:`connector.reconcile.balances`):
+            ``buckets`` (a CRM) or ``register`` (1C).
     """
 
     system: str
@@ -111,7 +113,8 @@ class LedgerSide:
     entries: list[LedgerEntry] = field(default_factory=list)
     holders: dict[str, str] = field(default_factory=dict)
     balances: dict[str, Decimal] = field(default_factory=dict)
-    zone_offset: timedelta | None = None
+    balances_at: datetime | None = None
+    balance_rule: str = "buckets"
 
 
 @dataclass

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -155,14 +156,20 @@ class SnapshotSource:
         out.sort(key=lambda pair: (pair[0].occurred_at, pair[0].ref.id))
         return out
 
-    def ledger(self, name: str, since: datetime, until: datetime) -> LedgerSide:
-        """Every operation of ledger system ``name`` in ``[since, until)``, as postings."""
+    def ledger(self, name: str, since: datetime, until: datetime, window: tuple[date, date]) -> LedgerSide:
+        """Every operation of ledger system ``name`` in ``[since, until)`` as postings, and the system's own
+        balances of the accounts with operations in the window."""
         self._tick(f"{name}: ledger", 0, 1)
         adapter = self.adapter(name)
+        at = datetime.now(UTC)
         if callable(getattr(adapter, "accounts_catalog", None)):
             side = self._crm_ledger(name, adapter, since, until)
+            side.balances = _crm_balances(adapter, side, window)
+            at = datetime.now(UTC)  # "now" of the balances just read; every operation read is older
         else:
             side = self._onec_ledger(name, adapter, since, until)
+            side.balances, side.balance_rule = _register_balances(adapter, at), "register"
+        side.balances_at = at if side.balances else None
         self._tick(f"{name}: ledger", 1, 1)
         return side
 
@@ -188,6 +195,23 @@ class SnapshotSource:
             if isinstance(posting, Posting):
                 side.entries.append(_entry(name, record.id, posting, None, side))
         return side
+
+
+def _crm_balances(adapter: Any, side: LedgerSide, window: tuple[date, date]) -> dict[str, Decimal]:
+    """The CRM's balance of each account with an operation in the window (one request per account)."""
+    touched = {e.holder for e in side.entries if e.holder and window[0] <= e.occurred_at.date() <= window[1]}
+    return {holder: adapter.account_balance(holder) for holder in sorted(touched)}
+
+
+def _register_balances(adapter: Any, at: datetime) -> dict[str, Decimal]:
+    """1C's available points per holder from the register's ``Balance`` (over every program)."""
+    reader = getattr(adapter, "balance", None)
+    if not callable(reader):
+        return {}
+    out: dict[str, Decimal] = {}
+    for (holder, _program), points in reader(at=at).items():
+        out[holder] = out.get(holder, Decimal(0)) + points
+    return out
 
 
 def _holders(catalog: dict[str, Any]) -> dict[str, str]:
@@ -337,5 +361,5 @@ def load_snapshot(
     now = datetime.now(UTC) + timedelta(days=1)
     for name in sorted(ledger_systems):
         since = _day_start(date_from - timedelta(days=history_days))
-        snapshot.ledgers[name] = source.ledger(name, since, max(now, until))
+        snapshot.ledgers[name] = source.ledger(name, since, max(now, until), (date_from, date_to))
     return snapshot
