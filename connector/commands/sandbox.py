@@ -51,6 +51,10 @@ def up(
     faults: str = typer.Option(
         "", "--faults", help="Faults, e.g. 'evotor:429=0.1,crm:503=0.05,*:latency=20ms'."
     ),
+    webhook: str = typer.Option(
+        "", "--webhook", help="POST every receipt to this URL, as Evotor's webhook does."
+    ),
+    webhook_token: str = typer.Option("sandbox-webhook-token", "--webhook-token", help="Its bearer token."),
 ) -> None:
     """Serve every system from one HTTP server and print the base URLs and credentials; Ctrl-C stops it."""
     from connector.sandbox.faults import FaultSpec
@@ -59,7 +63,16 @@ def up(
 
     FaultSpec.parse(faults)  # a bad spec fails before any data is generated
     options = _options(seed, stores, days, start, clean, receipts)
-    serve(generate_world(options), host=host, port=port, faults=faults or None, announce=typer.echo)
+    world = generate_world(options)
+    serve(
+        world,
+        host=host,
+        port=port,
+        faults=faults or None,
+        webhook=webhook or None,
+        webhook_token=webhook_token,
+        announce=typer.echo,
+    )
 
 
 @app.command()

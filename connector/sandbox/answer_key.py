@@ -212,7 +212,8 @@ class _EarlierRun:
     def _pick(self, pool: Iterable[Receipt]) -> list[Receipt]:
         """Up to ``count`` unused receipts of ``pool``, one per (store, day) as far as they go."""
         candidates = [receipt for receipt in pool if receipt.id not in self.used]
-        self.rng.shuffle(candidates)
+        # A random sample a few times larger than needed spreads as well as the whole pool, at scale for less.
+        candidates = self.rng.sample(candidates, min(len(candidates), 8 * self.count))
         slots: set[tuple[str, date]] = set()
         first: list[Receipt] = []
         rest: list[Receipt] = []
@@ -426,8 +427,8 @@ class _EarlierRun:
 
     def _onec_receipts(self) -> list[OneCReceipt]:
         kept = [receipt for receipt in self.world.receipts if receipt.id not in self.skip_onec]
-        moments = [(r.occurred_at, r.store_id, r.kind, r.id) for r in kept]
-        moments += [(r.occurred_at, r.store_id, r.kind, r.ref_key) for r in self.onec_extra]
+        moments = [(r.occurred_at.timestamp(), r.store_id, r.kind, r.id) for r in kept]
+        moments += [(r.occurred_at.timestamp(), r.store_id, r.kind, r.ref_key) for r in self.onec_extra]
         numbers: dict[str, str] = {}
         serials: dict[tuple[str, str], int] = {}
         for _, store_id, kind, ident in sorted(moments):  # 1C numbers follow the date, per store and kind
@@ -451,7 +452,7 @@ class _EarlierRun:
                     original_ref_key=self.onec_refs.get(receipt.original_id or ""),
                 )
             )
-        rows.sort(key=lambda row: row.occurred_at)
+        rows.sort(key=lambda row: row.occurred_at.timestamp())
         return rows
 
     def _bonus_documents(self) -> list[OneCBonusDocument]:

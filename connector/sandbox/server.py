@@ -42,6 +42,7 @@ from connector.sandbox.evotor import build_evotor_app
 from connector.sandbox.faults import FaultInjector, faults_middleware
 from connector.sandbox.generator import SandboxOptions, generate_world
 from connector.sandbox.onec import build_onec_app
+from connector.sandbox.webhooks import start_webhook_sender
 from connector.sandbox.world import World
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "EVOTOR_TOKEN",
     "ONEC_PASSWORD",
     "ONEC_USER",
+    "WEBHOOK_TOKEN",
     "Endpoint",
     "SandboxServer",
     "build_sandbox_app",
@@ -60,6 +62,7 @@ ONEC_USER = "exchange"
 ONEC_PASSWORD = "exchange"  # noqa: S105 - the sandbox's documented default credential
 EVOTOR_TOKEN = "sandbox-evotor-token"  # noqa: S105 - idem
 CRM_API_KEY = "sandbox-crm-key"
+WEBHOOK_TOKEN = "sandbox-webhook-token"  # noqa: S105 - idem
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,8 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8800,
     faults: str | None = None,
+    webhook: str | None = None,
+    webhook_token: str = WEBHOOK_TOKEN,
     announce: Callable[[str], None] = print,
 ) -> None:
     """Serve ``world`` in the foreground until Ctrl-C or SIGTERM, then return (a clean stop).
@@ -293,6 +298,8 @@ def serve(
         host: the interface to listen on.
         port: the port (0 picks a free one; the printed URLs say which).
         faults: an initial fault spec.
+        webhook: a URL to POST every receipt to, as Evotor's receipt webhook does (re-sent until a 200).
+        webhook_token: the bearer token the webhook sends.
         announce: where the endpoint lines go once the port listens.
     """
     injector = FaultInjector(faults)
@@ -301,6 +308,9 @@ def serve(
     base = _base_url(sock)
     for line in _announcement(world, base, injector):
         announce(line)
+    sender = start_webhook_sender(world, webhook, webhook_token) if webhook else None
+    if sender is not None:
+        announce(f"webhook: POSTing {len(sender.receipts)} receipts to {webhook} (Bearer {webhook_token})")
     server = _uvicorn(app)
     # uvicorn re-raises the signal that stopped it once it has shut down, through the handlers it found
     # installed; quiet ones make that re-raise a no-op, so a stop by Ctrl-C or SIGTERM is a normal return.
@@ -311,6 +321,8 @@ def serve(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
+        if sender is not None:
+            sender.stop(timeout=5)
 
 
 def _ignore(signum: int, frame: object) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -168,3 +170,38 @@ def test_generate_clean_writes_no_ledger(run_cli: Callable[..., Any], tmp_path: 
     assert json.loads((tmp_path / "onec/Document_ЧекККМ.json").read_text())["value"] == []
     kinds = {entry["kind"] for entry in json.loads((tmp_path / "answer_key.json").read_text())}
     assert kinds <= {"redemption_over_limit", "return_without_sale"}
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.received.append((self.headers["Authorization"], body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_up_sends_every_receipt_to_a_webhook(up: Callable[..., _Up]) -> None:
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/api/v2/receipts"
+        server = up(
+            "--stores", "1", "--days", "1", "--receipts", "4", "--webhook", url, "--webhook-token", "t-1"
+        )
+        deadline = time.monotonic() + 20
+        while len(_Receiver.received) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        world = generate_world(SandboxOptions(stores=1, days=1, receipts=4))
+        assert {body["data"]["id"] for _, body in _Receiver.received} == {r.id for r in world.receipts}
+        assert {auth for auth, _ in _Receiver.received} == {"Bearer t-1"}
+        assert server.stop(signal.SIGTERM) == 0
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
