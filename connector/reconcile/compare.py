@@ -54,7 +54,7 @@ def compare_snapshot(
     """
     window = (snapshot.date_from, snapshot.date_to)
     found: list[Discrepancy] = []
-    counterparts: dict[str, dict[str, tuple[str, str]]] = {}
+    counterparts: dict[str, tuple[str, Mapping[str, str]]] = {}
     for spec in specs:
         if not (spec.left and spec.right):
             continue
@@ -69,9 +69,7 @@ def compare_snapshot(
             payload_of=lambda i, o=originals: dump_document(o[i]) if i in o else None,  # type: ignore[misc]
         )
         found += result.discrepancies
-        pairs = counterparts.setdefault(spec.left, {})
-        for left_id, right_id in result.pairs.items():
-            pairs.setdefault(left_id, (spec.right, right_id))
+        counterparts.setdefault(spec.left, (spec.right, result.pairs))
     for spec in specs:
         if spec.documents and spec.ledger:
             found += _ledger(snapshot, spec, program, mirrors, today, counterparts.get(spec.documents))
@@ -84,7 +82,7 @@ def _ledger(
     program: Program | None,
     mirrors: Mapping[str, Sequence[str]],
     today: date,
-    counterpart: dict[str, tuple[str, str]] | None,
+    counterpart: tuple[str, Mapping[str, str]] | None,
 ) -> list[Discrepancy]:
     assert spec.documents is not None
     assert spec.ledger is not None

@@ -25,7 +25,7 @@ matched by recorder (reference/onec.md §2.4: closing a shift re-homes movements
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -256,7 +256,7 @@ def compare_postings(
     ledger: LedgerSide,
     mirror: LedgerSide | None = None,
     tolerance: Decimal = Decimal("0.01"),
-    counterpart: dict[str, tuple[str, str]] | None = None,
+    counterpart: tuple[str, Mapping[str, str]] | None = None,
 ) -> list[Discrepancy]:
     """Expected postings of the window's documents against ``ledger``.
 
@@ -268,7 +268,8 @@ def compare_postings(
         ledger: the ledger the postings go to (the CRM).
         mirror: a system that mirrors the ledger (1C), whose document ids refs name for duplicates and orphans.
         tolerance: points differences up to this agree.
-        counterpart: document id → (system, id) of its counterpart elsewhere, named in ``return_without_sale``.
+        counterpart: (system, {document id: its id there}) of the documents' counterparts elsewhere, named in
+            ``return_without_sale``.
     """
     check = _PostingCheck(program, documents, window, ledger, mirror, tolerance)
     evaluation = evaluate(program, documents)
@@ -281,8 +282,8 @@ def compare_postings(
     for ret in evaluation.returns_without_sale:
         if ret.ref.id in check.in_window:
             refs = {check.system: ret.ref.id}
-            if counterpart and ret.ref.id in counterpart:
-                refs[counterpart[ret.ref.id][0]] = counterpart[ret.ref.id][1]
+            if counterpart and ret.ref.id in counterpart[1]:
+                refs[counterpart[0]] = counterpart[1][ret.ref.id]
             fix = FixAction("manual", None, None, None, "find the sale this return refunds and link it")
             check.found.append(
                 Discrepancy(

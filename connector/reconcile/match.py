@@ -67,52 +67,63 @@ def external_source_id(key: str | None, source_system: str) -> str | None:
 
 
 class _Matcher:
-    """State of one matching run: what is paired so far and the indexes of what is left."""
+    """State of one matching run: the pairs so far and what is still open on each side.
+
+    Open documents are held in dicts that shrink as pairs are found, so each pass only walks what is left.
+    """
 
     def __init__(self, left: list[DocRecord], right: list[DocRecord]) -> None:
         self.left = {doc.id: doc for doc in left}
         self.right = {doc.id: doc for doc in right}
+        self.open_left = dict(self.left)
+        self.open_right = dict(self.right)
         self.result = DocumentMatch()
-        self.paired_right: set[str] = set()
-        self.dangling: set[str] = set()  # right ids whose external key names a missing left document
 
-    def pair(self, left_id: str, right_id: str, method: str) -> None:
+    def pair(self, left_id: str, right_id: str) -> None:
         self.result.pairs[left_id] = right_id
-        self.paired_right.add(right_id)
-        self.result.methods[method] = self.result.methods.get(method, 0) + 1
+        del self.open_left[left_id], self.open_right[right_id]
 
-    def open_right(self) -> Iterable[DocRecord]:
-        return (d for i, d in self.right.items() if i not in self.paired_right and i not in self.dangling)
-
-    def open_left(self) -> Iterable[DocRecord]:
-        return (d for i, d in self.left.items() if i not in self.result.pairs)
+    def _count(self, method: str, before: int) -> None:
+        self.result.methods[method] = len(self.result.pairs) - before
 
     def by_cross_refs(self, cross_refs: Mapping[str, str]) -> None:
+        before = len(self.result.pairs)
         for right_id, left_id in cross_refs.items():
-            if right_id in self.right and left_id in self.left and left_id not in self.result.pairs:
-                self.pair(left_id, right_id, "cross_ref")
+            if right_id in self.open_right and left_id in self.open_left:
+                self.pair(left_id, right_id)
+        self._count("cross_ref", before)
 
-    def by_external_id(self, left_system: str) -> None:
-        for doc in list(self.open_right()):
+    def by_external_id(self, left_system: str) -> set[str]:
+        """Pair by the key kept on the right document; return the right ids whose key names no left one."""
+        before, dangling = len(self.result.pairs), set()
+        open_left, pairs = self.open_left, self.result.pairs
+        for doc in list(self.open_right.values()):
             source = external_source_id(doc.external_key, left_system)
             if source is None:
                 continue
-            if source in self.left and source not in self.result.pairs:
-                self.pair(source, doc.id, "external_id")
+            if source in open_left:
+                pairs[source] = doc.id
+                del open_left[source], self.open_right[doc.id]
             elif source not in self.left:
-                self.dangling.add(doc.id)
+                dangling.add(doc.id)
+        self._count("external_id", before)
+        return dangling
 
-    def by_index(self, method: str, key_of: Callable[[DocRecord], tuple[Any, ...] | None]) -> None:
+    def by_index(
+        self, method: str, key_of: Callable[[DocRecord], tuple[Any, ...] | None], skip: set[str]
+    ) -> None:
+        before = len(self.result.pairs)
         index: dict[tuple[Any, ...], list[str]] = {}
-        for doc in self.open_left():
+        for doc in self.open_left.values():
             key = key_of(doc)
             if key is not None:
                 index.setdefault(key, []).append(doc.id)
-        for doc in list(self.open_right()):
-            key = key_of(doc)
+        for doc in list(self.open_right.values()):
+            key = key_of(doc) if doc.id not in skip else None
             candidates = index.get(key) if key is not None else None
-            if candidates and len(candidates) == 1:  # two candidates are a guess, never a match
-                self.pair(candidates.pop(), doc.id, method)
+            if candidates and len(candidates) == 1 and candidates[0] in self.open_left:
+                self.pair(candidates[0], doc.id)  # two candidates are a guess, never a match
+        self._count(method, before)
 
 
 def _fiscal_key(doc: DocRecord) -> tuple[Any, ...] | None:
@@ -149,26 +160,36 @@ def match_documents(
     left_system, right_system = systems or (left[0].system, right[0].system)
     matcher = _Matcher(left, right)
     matcher.by_cross_refs(cross_refs or {})
-    matcher.by_external_id(left_system)
-    matcher.by_index("fiscal", _fiscal_key)
-    matcher.by_index("number", _number_key)
+    dangling = matcher.by_external_id(left_system)
+    if matcher.open_left and matcher.open_right:
+        matcher.by_index("fiscal", _fiscal_key, dangling)
+        matcher.by_index("number", _number_key, dangling)
     out = matcher.result
     compare = _Comparer(window, tolerance, payload_of or (lambda _id: None))
+    first, last = window
+    left_docs, right_docs = matcher.left, matcher.right
     for left_id, right_id in out.pairs.items():
-        out.discrepancies += compare.pair(matcher.left[left_id], matcher.right[right_id])
-    for doc in matcher.open_left():
+        one, other = left_docs[left_id], right_docs[right_id]
+        if not first <= one.business_date <= last:
+            continue
+        if one.total == other.total and one.lines == other.lines and one.account == other.account:
+            continue  # the common case, decided without a call
+        out.discrepancies += compare.pair(one, other)
+    for doc in matcher.open_left.values():
         out.discrepancies += compare.missing_right(doc, right_system)
-    offsets = _store_offsets(left)
-    for doc in matcher.right.values():
-        if doc.id not in matcher.paired_right:
+    if matcher.open_right:
+        offsets = _store_offsets(left, {doc.store for doc in matcher.open_right.values()})
+        for doc in matcher.open_right.values():
             out.discrepancies += compare.missing_left(doc, offsets.get(doc.store))
     return out
 
 
-def _store_offsets(documents: Iterable[DocRecord]) -> dict[str, timedelta]:
+def _store_offsets(documents: Iterable[DocRecord], stores: set[str]) -> dict[str, timedelta]:
     """Each store's UTC offset as the left system states it (its latest receipt's)."""
     offsets: dict[str, tuple[Any, timedelta]] = {}
     for doc in documents:
+        if doc.store not in stores:
+            continue
         offset = doc.occurred_at.utcoffset()
         if offset is not None and (doc.store not in offsets or doc.occurred_at > offsets[doc.store][0]):
             offsets[doc.store] = (doc.occurred_at, offset)
