@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request

@@ -227,6 +227,13 @@ def _touching(
         return found, list(session.scalars(failed))
 
 
+def _document_systems(config: ConnectorConfig) -> list[str]:
+    """Systems that hold receipts: sources of sale/return routes and targets of document writes, in config order."""
+    holding = {r.from_ for r in config.routes if {"sale", "return"} & set(r.documents)}
+    holding |= {r.to for r in config.routes if r.write == "documents"}
+    return [name for name in config.systems if name in holding]
+
+
 def customer_view(store: Store, config: ConnectorConfig, query: str, now: datetime) -> CustomerView:
     """Everything known about the customer a phone or card search names.
 
@@ -238,9 +245,7 @@ def customer_view(store: Store, config: ConnectorConfig, query: str, now: dateti
     """
     account = account_for(query)
     documents = _documents(store, account)
-    view = CustomerView(
-        account=account, systems=list(config.systems) or sorted({d.system for d in documents})
-    )
+    view = CustomerView(account=account, systems=_document_systems(config))
     view.documents = _rows(store, documents)
     view.postings = _postings(store, account)
     view.balances = {system: _balances(rows, now) for system, rows in view.postings.items()}

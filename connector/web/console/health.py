@@ -59,7 +59,7 @@ def probe(system: str, url: str, timeout: float = _TIMEOUT_S) -> Reachability:
 def _last_good_run(store: Store, kind: str) -> Run | None:
     query = (
         select(Run)
-        .where(Run.kind == kind, Run.finished_at.is_not(None), Run.error.is_(None))
+        .where(Run.kind == kind, Run.finished_at.is_not(None), Run.error.is_(None), Run.status != "error")
         .order_by(Run.finished_at.desc())
         .limit(1)
     )

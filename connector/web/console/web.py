@@ -7,9 +7,12 @@ which refuses (403) a form whose CSRF token is not the one bound to the session.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -140,6 +143,34 @@ def _text_shower(user: UserInfo | None) -> Callable[[str | None], str]:
     return show
 
 
+_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def _value_shower(t: Translator) -> Callable[[Any, str], str]:
+    """Show a discrepancy's expected/actual value: amounts the Russian way, other values as they are."""
+
+    def show(value: Any, unit: str = "points") -> str:
+        if value is None:
+            return "—"
+        if isinstance(value, str | int | Decimal) and _DECIMAL.match(str(value)):
+            return t.money(Decimal(str(value))) if unit == "money" else t.points(Decimal(str(value)))
+        if isinstance(value, dict | list):
+            return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return str(value)
+
+    return show
+
+
+def _iso_date(t: Translator) -> Callable[[Any], str]:
+    def show(value: Any) -> str:
+        try:
+            return t.date(date.fromisoformat(str(value))) if value else ""
+        except ValueError:
+            return str(value)
+
+    return show
+
+
 def _translator(request: Request, user: UserInfo | None) -> Translator:
     locale = user.locale if user else request.cookies.get("lc_lang") or request.query_params.get("lang")
     return translator(locale, console_state(request).config.timezone)
@@ -161,6 +192,8 @@ def render(
         "csrf_token": state.signer.csrf(binding) if binding else "",
         "phone": _phone_shower(user),
         "private": _text_shower(user),
+        "value": _value_shower(t),
+        "isodate": _iso_date(t),
         "path": request.url.path,
         "quote": quote,
         "root": str(request.scope.get("root_path", "")),

@@ -15,7 +15,7 @@ from connector.store import Store, open_store
 from connector.web.auth import create_user
 from connector.web.console import ConsoleState, install_console
 
-from .seed import NOW, Seeded, seed, test_config
+from .seed import NOW, Seeded, console_config, seed
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2 instead of httpx; the client works the same for these tests.
@@ -54,7 +54,7 @@ def seeded(_template: tuple[Path, Seeded]) -> Seeded:
 def console(store: Store, seeded: Seeded) -> tuple[FastAPI, ConsoleState]:
     app = FastAPI()
     state = install_console(
-        app, test_config(str(store.engine.url)), store, clock=lambda: NOW, probe_systems=False
+        app, console_config(str(store.engine.url)), store, clock=lambda: NOW, probe_systems=False
     )
     return app, state
 

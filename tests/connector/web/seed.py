@@ -24,7 +24,7 @@ from connector.store.tables import (
     SyncCursor,
 )
 
-__all__ = ["ANNA", "BORIS", "NOW", "Seeded", "seed", "test_config"]
+__all__ = ["ANNA", "BORIS", "NOW", "Seeded", "console_config", "seed"]
 
 ANNA = "+79161234567"
 BORIS = "+79035550101"
@@ -44,12 +44,13 @@ class Seeded:
     """Ids of what :func:`seed` wrote."""
 
     anna_failure: int
+    boris_failure: int
     sync_run: int
     reconcile_run: int
     anna_sale: str
 
 
-def test_config(state: str) -> ConnectorConfig:
+def console_config(state: str) -> ConnectorConfig:
     """Three systems on addresses nothing listens on, the design's routes, and a 5 % program."""
     return ConnectorConfig.model_validate(
         {
@@ -123,8 +124,8 @@ def _accrual(sale: Sale, points: str, ref_id: str | None) -> Posting:
 def _runs(store: Store) -> tuple[int, int]:
     with store.transaction() as tx:
         sync = Run(kind="sync", started_at=NOW - timedelta(hours=7), finished_at=NOW - timedelta(hours=7) + timedelta(minutes=2),
-                   status="failed", counts={"evotor": {"msk-1": {"fetched": 2, "mapped": 2, "written": 1, "failed": 1}}},
-                   args={"routes": ["evotor->crm", "evotor->onec"]})  # fmt: skip
+                   status="failed_items", counts={"evotor": {"msk-1": {"fetched": 2, "mapped": 2, "written": 1, "failed": 1}}},
+                   args={"routes": ["evotor->crm:postings", "evotor->onec:documents"]})  # fmt: skip
         nightly = Run(kind="reconcile", started_at=NOW - timedelta(hours=6), finished_at=NOW - timedelta(hours=6, minutes=-1),
                       status="discrepancies", counts={"missing_accrual": 1, "balance_mismatch": 1},
                       args={"from": "2026-11-19", "to": "2026-11-19"})  # fmt: skip
@@ -158,13 +159,20 @@ def seed(store: Store) -> Seeded:
             onec, link = _onec_copy(sale, guid)
             tx.add_all([_journal(sale), onec, link])
         item = FailedItem(
-            run_id=sync_id, system="crm", route="evotor->crm", store="msk-1", business_date=anna.business_date,
+            run_id=sync_id, system="crm", route="evotor->crm:postings", store="msk-1", business_date=anna.business_date,
             document_system="evotor", document_kind="receipt", document_id=anna.ref.id, error_kind="permanent",
             error="crm: POST /api/v5/loyalty/account/bonus/credit answered 503 Service Unavailable after 5 attempts",
             payload_excerpt='{"account": "+79161234567", "amount": "61.00", "kind": "accrual"}', attempts=5,
             state="open", created_at=NOW - timedelta(hours=7), updated_at=NOW - timedelta(hours=7),
         )  # fmt: skip
-        tx.add(item)
+        boris_to_onec = FailedItem(
+            run_id=sync_id, system="onec", route="evotor->onec:documents", store="msk-1",
+            business_date=boris.business_date, document_system="evotor", document_kind="receipt",
+            document_id=boris.ref.id, error_kind="transient", error="onec: POST /Document_ЧекККМ timed out after 60 s",
+            payload_excerpt='{"number": "1043", "total": "800.00"}', attempts=2, state="open",
+            next_attempt_at=NOW + timedelta(minutes=4), created_at=NOW - timedelta(hours=7), updated_at=NOW,
+        )  # fmt: skip
+        tx.add_all([item, boris_to_onec])
         fix = {"action": "post_posting", "target": "crm", "key": f"crm:evotor:{anna.ref.id}:accrual",
                "payload": _accrual(anna, "61.00", None).model_dump(mode="json"),
                "description": "post the missing accrual of 61.00 points to crm"}  # fmt: skip
@@ -182,7 +190,7 @@ def seed(store: Store) -> Seeded:
                        updated_at=NOW - timedelta(hours=7)),
         ])  # fmt: skip
         tx.flush()
-        item_id = item.id
+        item_id, boris_id = item.id, boris_to_onec.id
     read_from_crm = _accrual(boris, "40.00", "op-5511").model_copy(update={"key": "crm:op-5511"})
     store.ledger.append_many([_accrual(boris, "40.00", None), read_from_crm])
-    return Seeded(item_id, sync_id, nightly_id, anna.ref.id)
+    return Seeded(item_id, boris_id, sync_id, nightly_id, anna.ref.id)

@@ -31,7 +31,8 @@ def test_unauthenticated_pages_lead_to_the_login_page_never_data(client: TestCli
         assert answer.headers["location"].startswith("/console/login")
     page = client.get("/console/customers/+79161234567")
     assert "Войти" in page.text
-    assert "1042" not in page.text and "234,50" not in page.text, "no receipt of the customer leaks"
+    assert "1042" not in page.text, "no receipt of the customer leaks"
+    assert "234,50" not in page.text
     assert 'name="next" value="/console/customers/+79161234567"' in page.text
 
 
@@ -42,7 +43,8 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(client: TestClient)
         "/console/login", data={"name": "ghost", "password": "nope-nope", "csrf_token": token}
     )
     assert wrong.status_code == unknown.status_code == 401
-    assert "Неверное имя или пароль." in wrong.text and "Неверное имя или пароль." in unknown.text
+    assert "Неверное имя или пароль." in wrong.text
+    assert "Неверное имя или пароль." in unknown.text
     assert "lc_session" not in client.cookies
 
 
@@ -54,7 +56,8 @@ def test_session_cookie_is_httponly_and_samesite(client: TestClient) -> None:
         follow_redirects=False,
     )
     cookie = next(v for v in answer.headers.get_list("set-cookie") if v.startswith("lc_session="))
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
     assert answer.headers["location"] == "/console/"
 
 
@@ -82,7 +85,8 @@ def test_operator_retries_a_failed_item_and_it_is_audited(
 ) -> None:
     token = login(client, "oleg")
     page = client.post(f"/console/failures/{seeded.anna_failure}/retry", data={"csrf_token": token})
-    assert page.status_code == 200 and "поставлен на повтор" in page.text
+    assert page.status_code == 200
+    assert "поставлен на повтор" in page.text
     assert _item(store, seeded.anna_failure).state == "retried"
     assert ("oleg", "failure.retry", f"failed_item:{seeded.anna_failure}", "ok") in _audit(store)
 
@@ -130,11 +134,13 @@ def test_bulk_retry_needs_confirmation_and_queues_the_filtered_set(
 ) -> None:
     token = login(client, "oleg")
     unconfirmed = client.post("/console/failures/retry", data={"csrf_token": token, "system": "crm"})
-    assert "msg=confirm" in str(unconfirmed.url) and _item(store, seeded.anna_failure).state == "open"
+    assert "msg=confirm" in str(unconfirmed.url)
+    assert _item(store, seeded.anna_failure).state == "open"
     other = client.post(
         "/console/failures/retry", data={"csrf_token": token, "system": "onec", "confirm": "yes"}
     )
-    assert other.status_code == 200 and _item(store, seeded.anna_failure).state == "open"
+    assert other.status_code == 200
+    assert _item(store, seeded.anna_failure).state == "open"
     client.post("/console/failures/retry", data={"csrf_token": token, "system": "crm", "confirm": "yes"})
     assert _item(store, seeded.anna_failure).state == "retried"
 
@@ -153,7 +159,8 @@ def test_fix_plan_is_applied_after_confirmation_once(
             data={"csrf_token": token, "confirm": "yes"},
         )
     entry = store.outbox.get(f"crm:evotor:{seeded.anna_sale}:accrual")
-    assert entry is not None and entry.target == "crm"
+    assert entry is not None
+    assert entry.target == "crm"
     with store.session() as session:
         states = dict(session.execute(select(Discrepancy.kind, Discrepancy.state)).all())
         fixes = list(session.scalars(select(Fix)))
