@@ -26,6 +26,7 @@ _UUID_SET = (4 << 76) | (0x8000 << 48)
 _UNITS = tuple(Decimal(n) for n in (1, 1, 1, 1, 2, 2, 3))
 _LINE_COUNTS = (1, 1, 2, 2, 3, 3, 4, 5, 6)
 _PROMO_PERCENTS = (10, 15, 20)
+_METHODS = ("card", "card", "cash")
 
 
 def seeded_rng(seed: int, stream: str) -> random.Random:
@@ -119,6 +120,7 @@ class Till:
         self.seen_instants: set[tuple[str, datetime]] = set()
         self.over_limit_made = 0
         self.assortments: dict[tuple[str, ...], list[Product]] = {}
+        self.gross: dict[tuple[str, Decimal], Decimal] = {}
 
     def run(self) -> list[Receipt]:
         receipts: list[Receipt] = []
@@ -175,7 +177,11 @@ class Till:
             quantity = Decimal(self.rng.randrange(250, 2500)) / 1000
         elif quantity is None:
             quantity = self._draw(_UNITS)
-        gross = (product.price * quantity).quantize(_CENT, ROUND_HALF_UP)
+        gross = self.gross.get((product.sku, quantity))
+        if gross is None:
+            gross = (product.price * quantity).quantize(_CENT, ROUND_HALF_UP)
+            if quantity in _UNITS:  # whole units repeat: a few hundred values, computed once
+                self.gross[product.sku, quantity] = gross
         percent = 0
         if product.category == "promo":
             percent = self._draw(_PROMO_PERCENTS)
@@ -257,7 +263,7 @@ class Till:
         paid = sum((line.amount for line in lines), _ZERO) - bonus
         payments = [("bonus", bonus)] if bonus else []
         if paid:
-            payments.append((self.rng.choice(("card", "card", "cash")), paid))
+            payments.append((self._draw(_METHODS), paid))
         fn, first_fd = self.fiscal[header.store.id]
         return Receipt(
             id=new_uuid(self.rng),

@@ -33,8 +33,9 @@ The earlier connector run (unless ``clean``) — see :mod:`connector.sandbox.ans
   ``ЧекККМ`` the sale's 1C receipt or empty for a return without a basis), ``Комментарий``
   ``onec:evotor:<receipt id>:sale|return``, the same lines and customer, posted, not marked for deletion,
   ``Date`` in Moscow time;
-* **CRM operations**: the expected postings (:func:`connector.rules.expected_postings` over each customer's
-  documents in order of ``occurred_at``, ties by id, with ``cumulative_spend_before`` 0): accrual and
+* **CRM operations**: the expected postings — :func:`connector.rules.expected_postings` over each customer's
+  documents in order of ``occurred_at``, ties by id, with ``cumulative_spend_before`` 0 (computed at scale by
+  :mod:`connector.sandbox._expected`, which the tests hold equal to it): accrual and
   redemption refund as ``credit`` (accruals with ``activationDate`` = ``available_at`` and ``expireDate`` =
   ``expires_at``), redemption and accrual reversal as ``charge``; amount = |points|; ``comment`` =
   ``crm:<posting key>``, the posting key being ``evotor:<receipt id>:<kind>``. Each customer's opening balance
