@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 CODE   := $(wildcard connector adapters mappings tests benchmarks)
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+# The console's browser tests drive Debian's chromium (never a downloaded browser); they skip without it.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || echo "chromium is missing and could not be installed (root is needed): run 'sudo apt-get install chromium'; the browser tests skip"
+
+test: lint typecheck chromium unit
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
