@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
@@ -147,7 +149,8 @@ class ScheduleRunner:
     def _install(self, scheduler: BackgroundScheduler) -> None:
         for job in scheduler.get_jobs():
             if job.id not in self.config.schedule:
-                scheduler.remove_job(job.id)
+                with suppress(JobLookupError):  # another process starting now removed it first
+                    scheduler.remove_job(job.id)
         for name, spec in self.config.schedule.items():
             label = _job_label(name, spec, self.config.timezone)
             settings = {"misfire_grace_time": misfire_grace(spec), "coalesce": True, "max_instances": 1}
@@ -231,9 +234,13 @@ class ScheduleRunner:
             _log.info("job command started", job=name, command=command)
             try:
                 resolve_job(command, self.registry)(context)
-            except Exception:
-                # One failed run must not stop the scheduler: the next run tries again.
-                _log.exception("job command failed", job=name, command=command)
+            except Exception as exc:
+                # One failed run must not stop the scheduler: the next run tries again. The traceback only
+                # at debug level: connector errors carry their evidence in the message.
+                _log.error(
+                    "job command failed", job=name, command=command, error=f"{type(exc).__name__}: {exc}"
+                )
+                _log.debug("job command traceback", job=name, command=command, exc_info=True)
                 return "failed"
             _log.info("job command finished", job=name, command=command, stopped=stop.is_set())
         return "stopped" if stop.is_set() else "done"
