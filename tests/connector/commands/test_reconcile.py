@@ -108,3 +108,15 @@ def test_a_system_refusing_the_credentials_is_exit_2(
     code, out, err = run(capsys, "--date", "2026-11-01", "--config", str(path))
     assert (code, out) == (2, "")
     assert "evotor" in err
+
+
+def test_html_report_to_a_file(capsys: pytest.CaptureFixture[str], config: Path, tmp_path: Path) -> None:
+    target = tmp_path / "out" / "report.html"
+    code, out, err = run(capsys, "--date", "2026-11-02", "--config", str(config), "--format", "html",
+                         "--output", str(target))  # fmt: skip
+    assert (code, out) == (1, "")
+    assert f"report written to {target}" in err
+    page = target.read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html")
+    assert "missing_accrual" in page
+    assert "http://" not in page.replace("http://www.w3.org", "")  # self-contained: nothing to fetch
