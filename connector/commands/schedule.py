@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -28,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.commands.common import CONFIG_OPTION, load, open_state
+from connector.config import ConnectorConfig
 from connector.scheduler import JobStatus, ScheduleRunner, job_statuses
 
 __all__ = ["ListFormat", "app", "list_jobs", "run"]
@@ -61,29 +63,40 @@ def run(
     if not settings.schedule:
         typer.echo("no jobs under schedule: in the config; nothing to run", err=True)
         raise typer.Exit(1)
-    store = open_state(settings)
-    runner = ScheduleRunner(settings, store, lease_ttl=lease_ttl, heartbeat=heartbeat)
-    previous = _on_stop_signals(runner)
+    stop = threading.Event()
+    # Handlers first: a SIGTERM while the database is being opened still ends in an orderly stop.
+    previous = _on_stop_signals(stop)
     try:
-        runner.start()
-        typer.echo(f"scheduler running {len(settings.schedule)} job(s) in {settings.timezone}; Ctrl-C stops")
-        runner.wait_for_stop()
-        typer.echo("stopping: waiting for the running job to finish its current item")
+        _serve(settings, stop, lease_ttl=lease_ttl, heartbeat=heartbeat)
     finally:
-        runner.shutdown()
         _restore(previous)
-        store.close()
     typer.echo("scheduler stopped")
+
+
+def _serve(settings: ConnectorConfig, stop: threading.Event, *, lease_ttl: float, heartbeat: float) -> None:
+    with open_state(settings) as store:
+        runner = ScheduleRunner(settings, store, lease_ttl=lease_ttl, heartbeat=heartbeat)
+        try:
+            runner.start()
+            typer.echo(
+                f"scheduler running {len(settings.schedule)} job(s) in {settings.timezone}; Ctrl-C stops"
+            )
+            # Short waits, so that the signal handlers run promptly in this (the main) thread.
+            while not stop.wait(0.5):
+                pass
+            typer.echo("stopping: waiting for the running job to finish its current item")
+        finally:
+            runner.shutdown()
 
 
 _Handler = signal.Handlers | int | None | object
 
 
-def _on_stop_signals(runner: ScheduleRunner) -> dict[int, _Handler]:
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        runner.request_stop()
+def _on_stop_signals(stop: threading.Event) -> dict[int, _Handler]:
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
 
-    return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def _restore(previous: dict[int, _Handler]) -> None:

@@ -11,7 +11,7 @@ Layout::
 Example:
     >>> runner = ScheduleRunner(config, open_store(config.state))   # doctest: +SKIP
     >>> runner.start()
-    >>> runner.wait_for_stop()        # until SIGTERM / Ctrl-C calls runner.request_stop()
+    >>> stop.wait()                   # until SIGTERM / Ctrl-C sets it
     >>> runner.shutdown()             # running jobs finish their current item, leases are released
 """
 

@@ -89,7 +89,8 @@ class ScheduleRunner:
 
     Example:
         >>> runner = ScheduleRunner(config, store)            # doctest: +SKIP
-        >>> runner.start(); runner.wait_for_stop(); runner.shutdown()
+        >>> runner.start()                                     # doctest: +SKIP
+        >>> stop.wait(); runner.shutdown()    # on SIGTERM: running jobs finish their current item
     """
 
     def __init__(
@@ -175,11 +176,6 @@ class ScheduleRunner:
         with self._runs_lock:
             for stop in self._runs:
                 stop.set()
-
-    def wait_for_stop(self, poll: float = 0.5) -> None:
-        """Block until :meth:`request_stop` (short waits, so signal handlers run in the main thread)."""
-        while not self._stopping.wait(poll):
-            pass
 
     def shutdown(self) -> None:
         """Stop firing, wait for running jobs to finish their current item (leases released), detach."""

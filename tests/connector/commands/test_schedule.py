@@ -111,9 +111,9 @@ def _wait_for(path: Path, event: str, count: int, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def _stop(children: list[subprocess.Popen[str]]) -> list[tuple[str, str]]:
+def _stop(children: list[subprocess.Popen[str]], signum: int = signal.SIGTERM) -> list[tuple[str, str]]:
     for child in children:
-        child.send_signal(signal.SIGTERM)
+        child.send_signal(signum)
     return [child.communicate(timeout=30) for child in children]
 
 
@@ -145,13 +145,16 @@ def test_two_schedule_run_processes_never_run_the_job_at_once(tmp_path: Path, st
         assert Leases(store).get(lease_name("fast")) is None
 
 
-def test_sigterm_lets_the_current_item_finish_releases_the_lease_and_exits_0(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_lets_the_current_item_finish_releases_the_lease_and_exits_0(
+    tmp_path: Path, signum: int
+) -> None:
     state = f"sqlite:///{tmp_path / 'state.db'}"
     config = _write_config(tmp_path, state, "fast: {every: 1s}\n")
     record = tmp_path / "runs.jsonl"
     child = _start(config, record, items=50, item_s=0.3)
     _wait_for(record, "item-start", 2, timeout=60)
-    [(out, err)] = _stop([child])
+    [(out, err)] = _stop([child], signum)
     assert child.returncode == 0, err[-2000:]
     assert out.splitlines()[-1] == "scheduler stopped"
     events = [(r["event"], r.get("item")) for r in _records(record)]
