@@ -187,7 +187,9 @@ class Till:
             percent = self._draw(_PROMO_PERCENTS)
         elif has_customer and self.rng.random() < 0.15:
             percent = 5
-        discount = (gross * percent / 100).quantize(_CENT, ROUND_HALF_UP) if percent else _ZERO
+        if not percent:  # the cached gross is the amount: one Decimal shared by many lines
+            return ReceiptLine(line_no, product.sku, quantity, product.price, gross, _ZERO)
+        discount = (gross * percent / 100).quantize(_CENT, ROUND_HALF_UP)
         return ReceiptLine(line_no, product.sku, quantity, product.price, gross - discount, discount)
 
     def _draw(self, items: Sequence[_T]) -> _T:
