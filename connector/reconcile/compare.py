@@ -98,6 +98,7 @@ def _ledger(
         mirror=sides[0] if sides else None,
         tolerance=spec.tolerance,
         counterpart=counterpart,
+        spend_before=snapshot.spend_before.get(spec.documents),
     )
     for mirror in sides:
         found += compare_balances(ledger, mirror, tolerance=spec.tolerance, today=today)

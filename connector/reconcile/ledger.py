@@ -36,7 +36,7 @@ from connector.model import Posting, Return, Sale, dump_posting
 from connector.program import Program
 from connector.reconcile.balances import available_by_buckets, available_by_register
 from connector.reconcile.model import LedgerEntry, LedgerSide
-from connector.rules import evaluate, redemption_violations
+from connector.rules import Evaluation, evaluate, redemption_violations
 
 __all__ = [
     "CORRECTION",
@@ -45,6 +45,7 @@ __all__ = [
     "compare_system_balances",
     "compensation_key",
     "correction_key",
+    "evaluate_by_account",
 ]
 
 CORRECTION = "correction"
@@ -231,6 +232,33 @@ class _PostingCheck:
             self._add("redemption_over_limit", doc, refs, problems, doc.bonus_redeemed, None, fix)
 
 
+def evaluate_by_account(
+    program: Program, documents: Sequence[Sale | Return], spend_before: Mapping[str, Decimal]
+) -> Evaluation:
+    """:func:`connector.rules.evaluate` per customer, each from their own spend before the documents.
+
+    A return is evaluated with its sale's customer (its postings go to that account), so a return whose sale is
+    among the documents always finds it.
+    """
+    if not spend_before:
+        return evaluate(program, documents)
+    owner = {d.ref: d.account for d in documents if isinstance(d, Sale)}
+    groups: dict[str | None, list[Sale | Return]] = {}
+    for document in documents:
+        account = document.account
+        if isinstance(document, Return) and document.original in owner:
+            account = owner[document.original]
+        groups.setdefault(account, []).append(document)
+    postings: list[Posting] = []
+    orphans: list[Return] = []
+    for account, group in groups.items():
+        spent = spend_before.get(account, Decimal(0)) if account else Decimal(0)
+        result = evaluate(program, group, cumulative_spend_before=spent)
+        postings += result.postings
+        orphans += result.returns_without_sale
+    return Evaluation(tuple(postings), tuple(orphans))
+
+
 def _adjustment(posting: Posting, key: str, amount: Decimal) -> Posting:
     return posting.model_copy(
         update={
@@ -257,6 +285,7 @@ def compare_postings(
     mirror: LedgerSide | None = None,
     tolerance: Decimal = Decimal("0.01"),
     counterpart: tuple[str, Mapping[str, str]] | None = None,
+    spend_before: Mapping[str, Decimal] | None = None,
 ) -> list[Discrepancy]:
     """Expected postings of the window's documents against ``ledger``.
 
@@ -270,9 +299,10 @@ def compare_postings(
         tolerance: points differences up to this agree.
         counterpart: (system, {document id: its id there}) of the documents' counterparts elsewhere, named in
             ``return_without_sale``.
+        spend_before: each customer's spend before the first document (it picks the tier); 0 when absent.
     """
     check = _PostingCheck(program, documents, window, ledger, mirror, tolerance)
-    evaluation = evaluate(program, documents)
+    evaluation = evaluate_by_account(program, documents, spend_before or {})
     expected_keys: set[str] = set()
     for posting in evaluation.postings:
         expected_keys.add(posting.key)

@@ -130,6 +130,8 @@ class Snapshot:
         canonical: system → its full canonical documents, for the systems whose documents feed the rules, in
             the order they happened (with the lookback before the window, so returns find their sales).
         ledgers: system → its ledger.
+        spend_before: system → customer → spend (sales − returns) before the documents read, from the journal
+            (it picks the tier of the first purchases); empty when read without a journal.
     """
 
     date_from: date
@@ -138,6 +140,7 @@ class Snapshot:
     documents: dict[str, list[DocRecord]] = field(default_factory=dict)
     canonical: dict[str, list[Sale | Return]] = field(default_factory=dict)
     ledgers: dict[str, LedgerSide] = field(default_factory=dict)
+    spend_before: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
     def in_window(self, day: date) -> bool:
         """Whether a business date falls in the window."""

@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 import requests
+from sqlalchemy import select
 
 from adapters.base import RawRecord, build_adapter
 from connector.config import ConnectorConfig
@@ -41,9 +42,10 @@ from connector.model import Posting, Return, Sale
 from connector.reconcile.model import DocRecord, LedgerEntry, LedgerSide, Snapshot, line_signature
 from connector.store import Store
 from connector.store.journal import Journal
+from connector.store.tables import JournalDocument
 from connector.sync import pull_window
 
-__all__ = ["Progress", "SnapshotSource", "involved_systems", "load_snapshot", "mirrors_of"]
+__all__ = ["Progress", "SnapshotSource", "involved_systems", "load_snapshot", "mirrors_of", "spend_before"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(step, done, total)``: called as each system and store is read."""
@@ -195,6 +197,25 @@ class SnapshotSource:
             if isinstance(posting, Posting):
                 side.entries.append(_entry(name, record.id, posting, None, side))
         return side
+
+
+def spend_before(store: Store, system: str, accounts: set[str], day: date) -> dict[str, Decimal]:
+    """Each customer's posted sales minus returns in ``system`` with a business date before ``day``."""
+    wanted = sorted(accounts)
+    out: dict[str, Decimal] = {}
+    with store.session() as session:
+        for start in range(0, len(wanted), 500):
+            query = select(JournalDocument.account, JournalDocument.total, JournalDocument.canonical).where(
+                JournalDocument.system == system,
+                JournalDocument.account.in_(wanted[start : start + 500]),
+                JournalDocument.business_date < day,
+                JournalDocument.status == "posted",
+            )
+            for account, total, canonical in session.execute(query):
+                if account and total is not None and isinstance(canonical, dict):
+                    sign = -1 if canonical.get("type") == "return" else 1
+                    out[account] = out.get(account, Decimal(0)) + sign * total
+    return out
 
 
 def _crm_balances(adapter: Any, side: LedgerSide, window: tuple[date, date]) -> dict[str, Decimal]:
@@ -358,6 +379,9 @@ def load_snapshot(
         snapshot.documents[name] = [_record(document, key) for document, key in documents]
         if name in canonical:
             snapshot.canonical[name] = [document for document, _ in documents]
+            if store is not None:
+                accounts = {d.account for d, _ in documents if d.account}
+                snapshot.spend_before[name] = spend_before(store, name, accounts, since.date())
     now = datetime.now(UTC) + timedelta(days=1)
     for name in sorted(ledger_systems):
         since = _day_start(date_from - timedelta(days=history_days))

@@ -289,3 +289,15 @@ def test_compare_is_a_hash_join_fast_on_many_documents() -> None:
     started = datetime.now(UTC)
     assert compare_snapshot(snapshot, (DOCS,), program=None, mirrors={}, today=DAY) == []
     assert datetime.now(UTC) - started < timedelta(seconds=5)
+
+
+def test_the_tier_comes_from_the_customers_spend_before_the_documents() -> None:
+    crm, onec = accrual_ops("s1", "70.00")  # Silver: 7 % of 1000
+    snapshot = Snapshot(DAY, DAY, [STORE], canonical={"evotor": [sale("s1"), refund("r1", "s1", "500.00")]})
+    snapshot.ledgers = {"crm": crm, "onec": onec}
+    crm.entries.append(op("c02", "evotor:r1:accrual_reversal", "-35.00"))
+    onec.entries.append(op("d02", "evotor:r1:accrual_reversal", "-35.00", "onec"))
+    args = {"program": PROGRAM, "mirrors": {"crm": ["onec"]}, "today": DAY}
+    assert kinds(compare_snapshot(snapshot, (LEDGER,), **args)) == ["accrual_mismatch", "accrual_mismatch"]  # type: ignore[arg-type]
+    snapshot.spend_before = {"evotor": {PHONE: Decimal("30000.00")}}
+    assert compare_snapshot(snapshot, (LEDGER,), **args) == []  # type: ignore[arg-type]
