@@ -70,11 +70,11 @@ def reconcile(
         result = _run(config, date_from, date_to, stores, store, progress, session)
     except ConnectorError as exc:
         if store is not None and run_id is not None:
-            finish_run(store, run_id, status="failed", counts={}, error=str(exc))
+            finish_run(store, run_id, status="error", counts={}, error=str(exc))
         raise
     if store is not None and run_id is not None:
         save_result(store, run_id, result)
-        status = "agrees" if result.agrees else "discrepancies"
+        status = "ok" if result.agrees else "discrepancies"
         finish_run(
             store, run_id, status=status, counts={**result.summary(), "documents": result.documents_compared}
         )

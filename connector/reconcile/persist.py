@@ -1,5 +1,6 @@
-"""A reconciliation in the state database: its ``Run`` (kind ``reconcile``), each ``Discrepancy`` and the ``Fix``
-planned for it; applied fixes are stamped with who applied them and when.
+"""A reconciliation in the state database: its ``Run`` (kind ``reconcile``; status ``ok`` when everything agrees,
+``discrepancies``, or ``error``), each ``Discrepancy`` and the ``Fix`` planned for it; applied fixes are stamped
+with who applied them and when, and their discrepancies become ``fixed``.
 """
 
 from __future__ import annotations
@@ -12,30 +13,23 @@ from sqlalchemy import select
 
 from connector.discrepancies import ReconcileResult
 from connector.store import Store
+from connector.store.runs import Runs
+from connector.store.tables import CrossRef, Fix
 from connector.store.tables import Discrepancy as DiscrepancyRow
-from connector.store.tables import Fix, Run
 
 __all__ = ["cross_refs", "finish_run", "mark_applied", "save_result", "start_run"]
 
 
 def start_run(store: Store, args: Mapping[str, Any]) -> int:
     """Open a ``reconcile`` run (status ``running``) and return its id."""
-    with store.transaction() as session:
-        run = Run(kind="reconcile", status="running", args=dict(args), counts={})
-        session.add(run)
-        session.flush()
-        return int(run.id)
+    return Runs(store.sessions).start("reconcile", dict(args))
 
 
 def finish_run(
     store: Store, run_id: int, *, status: str, counts: Mapping[str, Any], error: str | None = None
 ) -> None:
-    """Close the run with its outcome (``agrees``, ``discrepancies`` or ``failed``)."""
-    with store.transaction() as session:
-        run = session.get(Run, run_id)
-        if run is not None:
-            run.status, run.counts, run.error = status, dict(counts), error
-            run.finished_at = datetime.now(UTC)
+    """Close the run: ``ok`` (everything agrees), ``discrepancies`` or ``error``, with its counts."""
+    Runs(store.sessions).finish(run_id, status, dict(counts), error=error)
 
 
 def save_result(store: Store, run_id: int, result: ReconcileResult) -> None:
@@ -82,8 +76,6 @@ def mark_applied(store: Store, keys: Iterable[str], *, who: str) -> int:
 
 def cross_refs(store: Store, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
     """For each (left, right) system pair, the journal's cross-references as {right id: left id}."""
-    from connector.store.tables import CrossRef
-
     out: dict[tuple[str, str], dict[str, str]] = {}
     with store.session() as session:
         for left, right in pairs:

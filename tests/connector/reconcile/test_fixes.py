@@ -15,6 +15,7 @@ from adapters.base import WriteResult
 from connector.config import ConnectorConfig
 from connector.discrepancies import Discrepancy, FixAction, ReconcileResult
 from connector.errors import RemoteError
+from connector.logs import configure_logging
 from connector.model import Posting, dump_posting
 from connector.reconcile import apply_fixes, plan_fixes
 from connector.reconcile import fixes as fixes_module
@@ -41,6 +42,12 @@ class _Target:
         created = key not in self.kept
         self.kept.setdefault(key, posting)
         return WriteResult(key, f"id-{len(self.kept)}", created)
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_this_tests_stderr() -> None:
+    """A CLI test earlier in the session may have bound the logger to its captured (now closed) stderr."""
+    configure_logging("WARNING")
 
 
 @pytest.fixture
