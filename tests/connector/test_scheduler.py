@@ -4,9 +4,7 @@ between items when asked and always releases its lease."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
+import multiprocessing
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +25,8 @@ from connector.store import Store, open_store
 from connector.store.tables import Lease
 from tests.pg import isolated_schema_url, require_postgres
 
-REPO = Path(__file__).resolve().parents[2]
 CALLS: list[tuple[str, str]] = []
+_ROUNDS = 10
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -55,16 +53,6 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-def _child(script: str, url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(script), url],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 # ---------------------------------------------------------------- leases
 
 
@@ -84,65 +72,61 @@ def test_a_lease_is_exclusive_until_its_holder_releases_it(sqlite_store: Store) 
     assert second.get("schedule:sync").holder == "host-b:2:bbb"  # type: ignore[union-attr]
 
 
-_RACE = """
-    import sys, time
-    from connector.scheduler import Leases
-    from connector.store import open_store
-    store = open_store(sys.argv[1])
-    leases = Leases(store, ttl=60)
-    print("ready", flush=True)
-    start = float(sys.stdin.readline())
-    time.sleep(max(0.0, start - time.time()))
-    print(leases.try_acquire("schedule:race"), leases.holder, flush=True)
-"""
+def _race(url: str, start: Any, results: Any) -> None:
+    """One racing process: for each round, wait for the others, then try that round's lease once."""
+    with open_store(url) as opened:
+        leases = Leases(opened, ttl=60)
+        for round_ in range(_ROUNDS):
+            start.wait()  # every process tries at the same moment
+            results.put((round_, leases.try_acquire(f"schedule:race-{round_}"), leases.holder))
 
 
-@pytest.mark.slow
-def test_of_processes_racing_for_a_lease_exactly_one_gets_it(store: Store, state_url: str) -> None:
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(_RACE), state_url],
-            cwd=REPO,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(4)
-    ]
-    for child in children:  # every child has imported and opened the store
-        assert child.stdout is not None
-        assert child.stdout.readline() == "ready\n"
-    start = time.time() + 0.5
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.write(f"{start}\n")
-        child.stdin.flush()
-    outputs = [child.communicate(timeout=30) for child in children]
-    assert all(child.returncode == 0 for child in children), [err for _, err in outputs]
-    results = [out.split() for out, _ in outputs]
-    winners = [holder for won, holder in results if won == "True"]
-    assert len(winners) == 1, results
-    assert Leases(store).get("schedule:race").holder == winners[0]  # type: ignore[union-attr]
-
-
-_CRASHING_HOLDER = """
-    import sys, time
-    from connector.scheduler import Leases
-    from connector.store import open_store
-    leases = Leases(open_store(sys.argv[1]), ttl=1.5)
-    assert leases.try_acquire("schedule:sync")
-    print(leases.holder, flush=True)
+def _crashing_holder(url: str, results: Any) -> None:
+    """Take the lease with a 1.5 s TTL, report, then hang until killed: never renewed, never released."""
+    leases = Leases(open_store(url), ttl=1.5)
+    results.put((leases.try_acquire("schedule:sync"), leases.holder))
     time.sleep(60)
-"""
+
+
+def _processes() -> Any:
+    # A forkserver that has imported this module once: each process is a fresh OS process with its own
+    # connections, without paying the imports again (seconds each on a loaded 2-core machine).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def test_of_processes_racing_for_a_lease_exactly_one_gets_it(store: Store, state_url: str) -> None:
+    # Odd rounds race for a lease a crashed holder left lapsed (the conditional UPDATE), even ones for a new row.
+    lapsed = Leases(
+        store, holder="crashed:1:x", ttl=60, clock=lambda: datetime.now(UTC) - timedelta(minutes=2)
+    )
+    for round_ in range(1, _ROUNDS, 2):
+        assert lapsed.try_acquire(f"schedule:race-{round_}")
+    context = _processes()
+    start, results = context.Barrier(4), context.Queue()
+    racers = [context.Process(target=_race, args=(state_url, start, results)) for _ in range(4)]
+    for racer in racers:
+        racer.start()
+    outcomes = [results.get(timeout=60) for _ in range(4 * _ROUNDS)]
+    for racer in racers:
+        racer.join(timeout=10)
+    assert [racer.exitcode for racer in racers] == [0] * 4
+    for round_ in range(_ROUNDS):
+        winners = [holder for number, won, holder in outcomes if number == round_ and won]
+        assert len(winners) == 1, (round_, outcomes)
+        assert Leases(store).get(f"schedule:race-{round_}").holder == winners[0]  # type: ignore[union-attr]
 
 
 def test_a_crashed_holder_loses_the_lease_after_the_ttl(store: Store, state_url: str) -> None:
-    child = _child(_CRASHING_HOLDER, state_url)
-    assert child.stdout is not None
-    holder = child.stdout.readline().strip()
+    context = _processes()
+    results = context.Queue()
+    child = context.Process(target=_crashing_holder, args=(state_url, results))
+    child.start()
+    acquired, holder = results.get(timeout=60)
     child.kill()  # SIGKILL: no release, no more heartbeats
-    child.communicate(timeout=10)
+    child.join(timeout=10)
+    assert acquired
     taker = Leases(store, ttl=5)
     assert not taker.try_acquire("schedule:sync"), "still within the crashed holder's TTL"
     assert taker.get("schedule:sync").holder == holder  # type: ignore[union-attr]
