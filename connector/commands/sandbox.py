@@ -26,16 +26,31 @@ _CLEAN = typer.Option(
     False, "--clean", help="Only Evotor holds receipts; 1C and the CRM hold master data only."
 )
 _RECEIPTS = typer.Option(40, "--receipts", min=1, help="Till receipts per store and day.")
+_OPENING = typer.Option(
+    False,
+    "--opening-balances",
+    help="With --clean: the CRM keeps customers' opening balances (redemptions sync).",
+)
 
 
-def _options(seed: int, stores: int, days: int, start: str, clean: bool, receipts: int) -> SandboxOptions:
+def _options(
+    seed: int, stores: int, days: int, start: str, clean: bool, receipts: int, opening: bool
+) -> SandboxOptions:
     from connector.sandbox.generator import SandboxOptions
 
     try:
         first = date.fromisoformat(start)
     except ValueError:
         raise typer.BadParameter(f"{start!r} is not a date (YYYY-MM-DD)", param_hint="--start") from None
-    return SandboxOptions(seed=seed, stores=stores, days=days, start=first, clean=clean, receipts=receipts)
+    return SandboxOptions(
+        seed=seed,
+        stores=stores,
+        days=days,
+        start=first,
+        clean=clean,
+        receipts=receipts,
+        opening_balances=opening,
+    )
 
 
 @app.command()
@@ -48,6 +63,7 @@ def up(
     start: str = _START,
     clean: bool = _CLEAN,
     receipts: int = _RECEIPTS,
+    opening_balances: bool = _OPENING,
     faults: str = typer.Option(
         "", "--faults", help="Faults, e.g. 'evotor:429=0.1,crm:503=0.05,*:latency=20ms'."
     ),
@@ -62,7 +78,7 @@ def up(
     from connector.sandbox.server import serve
 
     FaultSpec.parse(faults)  # a bad spec fails before any data is generated
-    options = _options(seed, stores, days, start, clean, receipts)
+    options = _options(seed, stores, days, start, clean, receipts, opening_balances)
     world = generate_world(options)
     serve(
         world,
@@ -84,12 +100,13 @@ def generate(
     start: str = _START,
     clean: bool = _CLEAN,
     receipts: int = _RECEIPTS,
+    opening_balances: bool = _OPENING,
 ) -> None:
     """Write the raw datasets of every system and answer_key.json (the injected discrepancies)."""
     from connector.sandbox._export import export_world
     from connector.sandbox.generator import generate_world
 
-    world = generate_world(_options(seed, stores, days, start, clean, receipts))
+    world = generate_world(_options(seed, stores, days, start, clean, receipts, opening_balances))
     written = export_world(world, out)
     typer.echo(
         f"wrote {len(written)} files to {out}: {len(world.receipts)} receipts, "

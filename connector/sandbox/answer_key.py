@@ -166,8 +166,14 @@ class _Pending:
 class _EarlierRun:
     """Builds the 1C and CRM state an earlier run left, with injected discrepancies and their key."""
 
-    def __init__(self, world: World, opening: dict[str, Decimal], made: list[tuple[str, str, str]]) -> None:
-        self.world, self.opening, self.made = world, opening, made
+    def __init__(
+        self,
+        world: World,
+        opening: dict[str, Decimal],
+        made: list[tuple[str, str, str]],
+        opening_in_clean: bool,
+    ) -> None:
+        self.world, self.opening, self.made, self.opening_in_clean = world, opening, made, opening_in_clean
         self.rng = seeded_rng(world.seed, "earlier-run")
         self.count = max(3, len(world.receipts) // 400)
         self.customers = {customer.phone: customer for customer in world.customers}
@@ -191,6 +197,10 @@ class _EarlierRun:
             till = [_Pending(kind, self._receipt(rid), {"evotor": rid}) for kind, rid, _ in self.made]
             self.pending.extend(till)
             self.world.answer_key = self._resolve()
+            if self.opening_in_clean:
+                self._opening_balances()
+                self._assign_ids()
+                self.world.crm_operations = [self._crm(op) for op in self.ops]
             return
         postings = expected_by_receipt(self.world, load_world_program(self.world))
         self._opening_balances()
@@ -502,12 +512,19 @@ class _EarlierRun:
         return entries
 
 
-def record_earlier_run(world: World, opening: dict[str, Decimal], made: list[tuple[str, str, str]]) -> None:
+def record_earlier_run(
+    world: World,
+    opening: dict[str, Decimal],
+    made: list[tuple[str, str, str]],
+    *,
+    opening_in_clean: bool = False,
+) -> None:
     """Fill in what an earlier run left in 1C and the CRM, inject discrepancies, write the answer key.
 
     Args:
         world: a world whose master data and Evotor receipts are generated.
         opening: each customer's opening balance (phone -> points), migrated into the CRM before the window.
         made: the till-side injections already in the receipts: (kind, receipt id, variant).
+        opening_in_clean: in a clean world, still put the opening balances into the CRM.
     """
-    _EarlierRun(world, opening, made).run()
+    _EarlierRun(world, opening, made, opening_in_clean).run()

@@ -92,7 +92,9 @@ Loyalty ledger (Evotor documents vs CRM operations, by posting key):
   ``crm_account``.
 
 With ``clean``, only ``redemption_over_limit`` and ``return_without_sale`` are listed (refs ``evotor`` only):
-they are in the till data, and a correct sync leaves nothing else to find.
+they are in the till data, and a correct sync leaves nothing else to find. ``clean`` leaves every ledger empty,
+so the CRM refuses the till's redemptions (no points to charge) unless ``opening_balances`` keeps the opening
+credits in it.
 """
 
 from __future__ import annotations
@@ -234,6 +236,9 @@ class SandboxOptions:
         clean: only Evotor holds receipts; 1C and the CRM hold master data only.
         receipts: till receipts per store and day.
         customers: loyalty customers; 0 picks ``max(60, 25 × stores)``.
+        opening_balances: with ``clean``, the CRM still holds each customer's opening balance (the manual
+            credit dated before the window), so that a sync can charge the till's redemptions; 1C holds none
+            until the connector mirrors the CRM ledger.
     """
 
     seed: int = 7
@@ -243,6 +248,7 @@ class SandboxOptions:
     clean: bool = False
     receipts: int = 40
     customers: int = 0
+    opening_balances: bool = False
 
 
 def _ean13(body: str) -> str:
@@ -360,5 +366,5 @@ def _generate(options: SandboxOptions) -> World:
     plan = TillPlan.spread(world, EVOTOR_SIDE_KINDS, count)
     weighted = {product.sku for product, row in zip(world.products, _CATALOG, strict=True) if row[3]}
     world.receipts = Till(world, opening, plan, receipts=options.receipts, weighted=weighted).run()
-    record_earlier_run(world, opening, plan.made)
+    record_earlier_run(world, opening, plan.made, opening_in_clean=options.opening_balances)
     return world

@@ -291,3 +291,24 @@ def test_a_clean_world_serves_no_ledger(sandbox_factory: Any) -> None:
         timeout=30,
     )
     assert len(_json(documents)["items"]) == sum(1 for r in world.receipts if r.store_id == store)
+
+
+def test_a_clean_world_with_opening_balances_lets_a_sync_charge_the_redemptions(sandbox_factory: Any) -> None:
+    server = sandbox_factory(SandboxOptions(stores=2, days=2, receipts=30, clean=True, opening_balances=True))
+    world: World = server.world
+    assert world.crm_operations
+    assert all(op.type == "credit" and not op.comment.startswith("crm:") for op in world.crm_operations)
+    assert world.onec_bonus_documents == []
+    assert world.onec_receipts == []
+    redemptions = [r for r in world.receipts if r.kind == "sale" and r.bonus_redeemed]
+    assert redemptions
+    session = requests.Session()
+    session.headers["X-API-KEY"] = CRM_API_KEY
+    accounts = {c.phone: c.crm_account_id for c in world.customers}
+    for sale in sorted(redemptions, key=lambda r: r.occurred_at):
+        charged = session.post(
+            f"{server.base_url}/crm/api/v5/loyalty/account/{accounts[sale.customer_phone]}/bonus/charge",
+            data={"amount": str(sale.bonus_redeemed), "comment": f"crm:evotor:{sale.id}:redemption"},
+            timeout=_TIMEOUT,
+        )
+        assert charged.status_code == 200, charged.text
