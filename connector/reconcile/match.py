@@ -166,15 +166,7 @@ def match_documents(
         matcher.by_index("number", _number_key, dangling)
     out = matcher.result
     compare = _Comparer(window, tolerance, payload_of or (lambda _id: None))
-    first, last = window
-    left_docs, right_docs = matcher.left, matcher.right
-    for left_id, right_id in out.pairs.items():
-        one, other = left_docs[left_id], right_docs[right_id]
-        if not first <= one.business_date <= last:
-            continue
-        if one.total == other.total and one.lines == other.lines and one.account == other.account:
-            continue  # the common case, decided without a call
-        out.discrepancies += compare.pair(one, other)
+    out.discrepancies += _compare_pairs(matcher, compare)
     for doc in matcher.open_left.values():
         out.discrepancies += compare.missing_right(doc, right_system)
     if matcher.open_right:
@@ -182,6 +174,20 @@ def match_documents(
         for doc in matcher.open_right.values():
             out.discrepancies += compare.missing_left(doc, offsets.get(doc.store))
     return out
+
+
+def _compare_pairs(matcher: _Matcher, compare: _Comparer) -> list[Discrepancy]:
+    first, last = compare.window
+    left, right = matcher.left, matcher.right
+    found: list[Discrepancy] = []
+    for left_id, right_id in matcher.result.pairs.items():
+        one, other = left[left_id], right[right_id]
+        if not first <= one.business_date <= last:
+            continue
+        if one.total == other.total and one.lines == other.lines and one.account == other.account:
+            continue  # the common case, decided without a call
+        found += compare.pair(one, other)
+    return found
 
 
 def _store_offsets(documents: Iterable[DocRecord], stores: set[str]) -> dict[str, timedelta]:

@@ -368,22 +368,42 @@ def load_snapshot(
     if lookback_days is None:
         lookback_days = config.program.activation_delay_days if config.program else 14
     snapshot = Snapshot(date_from, date_to, list(stores))
+    until = _day_start(date_to + timedelta(days=2))
     categories = source.categories(
         s for s in doc_systems if callable(getattr(source.adapter(s), "catalogs", None))
     )
-    until = _day_start(date_to + timedelta(days=2))
     for name in sorted(doc_systems):
         back = 1 + (lookback_days if name in canonical else 0)
-        since = _day_start(date_from - timedelta(days=back))
-        documents = source.documents(name, snapshot.stores, since, until, categories)
-        snapshot.documents[name] = [_record(document, key) for document, key in documents]
-        if name in canonical:
-            snapshot.canonical[name] = [document for document, _ in documents]
-            if store is not None:
-                accounts = {d.account for d, _ in documents if d.account}
-                snapshot.spend_before[name] = spend_before(store, name, accounts, since.date())
+        _read_documents(
+            source,
+            snapshot,
+            name,
+            name in canonical,
+            _day_start(date_from - timedelta(days=back)),
+            until,
+            categories,
+        )
     now = datetime.now(UTC) + timedelta(days=1)
     for name in sorted(ledger_systems):
         since = _day_start(date_from - timedelta(days=history_days))
         snapshot.ledgers[name] = source.ledger(name, since, max(now, until), (date_from, date_to))
     return snapshot
+
+
+def _read_documents(
+    source: SnapshotSource,
+    snapshot: Snapshot,
+    name: str,
+    keep: bool,
+    since: datetime,
+    until: datetime,
+    categories: dict[str, str],
+) -> None:
+    """One documents system into the snapshot: records always; canonical documents and spend when ``keep``."""
+    documents = source.documents(name, snapshot.stores, since, until, categories)
+    snapshot.documents[name] = [_record(document, key) for document, key in documents]
+    if keep:
+        snapshot.canonical[name] = [document for document, _ in documents]
+        if source.store is not None:
+            accounts = {d.account for d, _ in documents if d.account}
+            snapshot.spend_before[name] = spend_before(source.store, name, accounts, since.date())
