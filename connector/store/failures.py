@@ -171,6 +171,14 @@ class FailedItems:
                 held.add(document_id)
         return held
 
+    def live_documents(self) -> set[tuple[str, str]]:
+        """``(route, document id)`` of every open or retried item: what a success may have to resolve."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(FailedItem.route, FailedItem.document_id).where(FailedItem.state.in_(_LIVE))
+            ).all()
+        return {(str(route), str(document)) for route, document in rows if route and document}
+
     def due(self, now: datetime) -> list[FailedRecord]:
         """Items to work on in this run: retried by a person, or transient and due."""
         query = select(FailedItem).where(

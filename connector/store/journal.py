@@ -149,6 +149,7 @@ class Journal:
         raw: Any,
         document: Sale | Return | Posting | None,
         store: str | None = None,
+        business_date: date | None = None,
     ) -> Upserted:
         """Journal a document read from ``system``: new, a new version of a known one, or unchanged.
 
@@ -163,12 +164,15 @@ class Journal:
             version: the source's version, or :func:`raw_version` of ``raw``.
             raw: the raw payload as read.
             document: the canonical object, or None when the payload did not map.
-            store: the store when known without mapping.
+            store: the store when known without mapping, or the store a ledger operation belongs to.
+            business_date: the business date a ledger operation belongs to (its source document's), when known.
         """
         now = utc_now()
         values = {"kind": kind, "version": version, "raw": raw, "last_seen_at": now, **_columns(document)}
-        if document is None and store is not None:
+        if store is not None and values.get("store") is None:
             values["store"] = store
+        if business_date is not None:
+            values["business_date"] = business_date
         with self._sessions.begin() as session:
             row = self._row(session, system, source_id, kind)
             if row is None:

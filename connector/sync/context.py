@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -64,6 +65,8 @@ class SyncContext:
     waiting: set[tuple[str, str, str]] = field(default_factory=set)
     """(route name, store, document id) of documents that waited on another this run (retried once at its end)."""
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _write_lock: threading.RLock = field(default_factory=threading.RLock)
+    _live: set[tuple[str, str]] | None = None
 
     def __post_init__(self) -> None:
         sessions = self.store.sessions
@@ -124,7 +127,11 @@ class SyncContext:
         if kind == "transient" and due is None:
             kind = "permanent"
         parked = replace(failure, error_kind=kind, next_attempt_at=due)
-        self.failures.park(parked, self.run_id)
+        with self.writing():
+            self.failures.park(parked, self.run_id)
+        with self._lock:
+            if self._live is not None and failure.document is not None:
+                self._live.add((failure.route, failure.document.id))
         _log.warning("sync.failed", system=failure.system, route=failure.route, kind=kind,
                      document=failure.document.id if failure.document else None, error=str(error)[:300])  # fmt: skip
 
@@ -136,8 +143,26 @@ class SyncContext:
         return taken
 
     def resolve(self, ref: DocRef, route: str) -> None:
-        """A document went through ``route``: its failed item, if any, is resolved."""
-        self.failures.resolve(ref, route)
+        """A document went through ``route``: its failed item, if any, is resolved.
+
+        The live items are read once per run, so the common case (nothing failed) costs no query.
+        """
+        with self._lock:
+            if self._live is None:
+                self._live = self.failures.live_documents()
+            if (route, ref.id) not in self._live:
+                return
+            self._live.discard((route, ref.id))
+        with self.writing():
+            self.failures.resolve(ref, route)
+
+    def writing(self) -> AbstractContextManager[object]:
+        """Hold while writing to a SQLite state database: one writer thread at a time.
+
+        SQLite allows one writer; threads colliding on its lock would wait in its busy handler, which sleeps
+        up to 100 ms a try. A Python lock hands the turn over at once. PostgreSQL needs no such lock.
+        """
+        return self._write_lock if self.store.dialect == "sqlite" else nullcontext()
 
 
 def failure_for(

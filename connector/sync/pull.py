@@ -20,13 +20,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from adapters.base import RawRecord
 from connector.config import ConnectorConfig, parse_duration
 from connector.errors import ConnectorError, MappingError
 from connector.logs import get_logger
-from connector.model import DocRef
+from connector.model import DocRef, Posting
 from connector.store import Store, open_store
 from connector.store.journal import raw_version
 from connector.store.tables import utc_now
@@ -111,35 +110,54 @@ def _records(ctx: SyncContext, window: Window) -> Iterator[RawRecord]:
 
 
 def journal_record(ctx: SyncContext, record: RawRecord, report: PullReport) -> None:
+    """Map one raw record and journal it (raw beside canonical); an unmappable one is journaled raw and parked."""
     version = record.version or raw_version(record.payload)
-    store = record.store or ""
-    route = f"pull:{record.system}"
     try:
         mapped = ctx.mapping(record.system).map(
             record.payload, system=record.system, entity=record.entity, catalogs=ctx.catalogs(record.system)
         )
     except MappingError as exc:
-        ref = DocRef(system=record.system, kind=record.entity, id=record.id)
+        _park_unmapped(ctx, record, version, exc, report)
+        return
+    kind = mapped.ref.kind if mapped.ref is not None else record.entity
+    place, day = _place(ctx, mapped) if isinstance(mapped, Posting) else (record.store, None)
+    with ctx.writing():
+        outcome = ctx.journal.upsert(record.system, kind, record.id, version=version, raw=record.payload,
+                                     document=mapped, store=place, business_date=day)  # fmt: skip
+    setattr(report, outcome, getattr(report, outcome) + 1)
+    ctx.count(record.system, record.store, "unchanged" if outcome == "unchanged" else "mapped")
+    day = day or getattr(mapped, "business_date", None) or mapped.occurred_at.date()
+    report.days.add((getattr(mapped, "store", None) or place or "", day))
+    if outcome != "unchanged":
+        ctx.resolve(DocRef(system=record.system, kind=record.entity, id=record.id), f"pull:{record.system}")
+
+
+def _park_unmapped(
+    ctx: SyncContext, record: RawRecord, version: str, error: MappingError, report: PullReport
+) -> None:
+    ref = DocRef(system=record.system, kind=record.entity, id=record.id)
+    with ctx.writing():
         ctx.journal.upsert(record.system, record.entity, record.id, version=version, raw=record.payload,
                            document=None, store=record.store)  # fmt: skip
-        ctx.fail(failure_for(record.system, route, exc, document=ref, store=record.store, payload=record.payload),
-                 exc)  # fmt: skip
-        report.failed += 1
-        ctx.count(record.system, store, "failed")
-        return
-    ref = (
-        mapped.ref
-        if mapped.ref is not None
-        else DocRef(system=record.system, kind=record.entity, id=record.id)
-    )
-    outcome = ctx.journal.upsert(record.system, ref.kind, record.id, version=version, raw=record.payload,
-                                 document=mapped, store=record.store)  # fmt: skip
-    setattr(report, outcome, getattr(report, outcome) + 1)
-    ctx.count(record.system, store, "unchanged" if outcome == "unchanged" else "mapped")
-    day = getattr(mapped, "business_date", None) or mapped.occurred_at.date()  # a posting: its UTC date
-    report.days.add((getattr(mapped, "store", None) or store, day))
-    if outcome != "unchanged":
-        ctx.resolve(DocRef(system=record.system, kind=record.entity, id=record.id), route)
+    failure = failure_for(record.system, f"pull:{record.system}", error, document=ref, store=record.store,
+                          payload=record.payload)  # fmt: skip
+    ctx.fail(failure, error)
+    report.failed += 1
+    ctx.count(record.system, record.store, "failed")
+
+
+def _place(ctx: SyncContext, posting: Posting) -> tuple[str | None, date | None]:
+    """The store and business date of the document a ledger operation was posted for, when journaled.
+
+    A posting key is ``{source system}:{source doc id}:{kind}``: bonus documents are then partitioned like the
+    receipts they come from (store, day) instead of piling into the one day the CRM wrote them.
+    """
+    system, _, rest = posting.key.partition(":")
+    source_id = rest.rpartition(":")[0]
+    entry = ctx.journal.get((system, source_id)) if source_id and system in ctx.config.systems else None
+    if entry is None:
+        return None, None
+    return entry.store, entry.business_date
 
 
 def pull_stream(ctx: SyncContext, window: Window, *, advance: bool) -> PullReport:
@@ -156,7 +174,8 @@ def pull_stream(ctx: SyncContext, window: Window, *, advance: bool) -> PullRepor
             ctx.count(window.system, window.store, "fetched")
             journal_record(ctx, record, report)
         if advance:
-            ctx.cursors.advance(window.system, window.stream, window.store, window.until)
+            with ctx.writing():
+                ctx.cursors.advance(window.system, window.stream, window.store, window.until)
     _log.info("sync.pulled", system=window.system, store=window.store, fetched=report.fetched,
               new=report.new, changed=report.changed, failed=report.failed)  # fmt: skip
     return report
@@ -169,7 +188,7 @@ def incremental_window(ctx: SyncContext, system: str, stream: str, store: str) -
     if watermark is not None:
         since = watermark - settings.lookback_for(system)
     elif settings.start is not None:
-        since = datetime.combine(settings.start, time(), ZoneInfo(ctx.config.systems[system].timezone))
+        since = window_bounds(settings.start, settings.start)[0]  # the start date's first hour in every zone
     else:
         since = ctx.now - parse_duration(settings.initial_window)
     # Until the moment of the pull, not of the run's start: a ledger the run itself wrote to (the CRM) is read

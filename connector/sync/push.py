@@ -41,19 +41,20 @@ def outbox_states(ctx: SyncContext, keys: Iterable[str]) -> dict[str, str]:
         for start in range(0, len(wanted), _IN_CHUNK):
             chunk = wanted[start : start + _IN_CHUNK]
             rows = session.execute(select(OutboxRow.key, OutboxRow.state).where(OutboxRow.key.in_(chunk)))
-            states.update({str(key): str(state) for key, state in rows.tuples()})
+            states.update({str(row[0]): str(row[1]) for row in rows})
     return states
 
 
 def record_writes(ctx: SyncContext, route: Route, writes: Sequence[PlannedWrite]) -> None:
     """Record the writes not in the outbox yet, then append new postings to the ledger (raises on conflict)."""
     states = outbox_states(ctx, (write.key for write in writes))
-    for write in writes:
-        if write.key not in states:
-            ctx.store.outbox.record(write.key, route.to, write.operation, write.payload)
-    postings = [write.posting for write in writes if write.posting is not None]
-    if postings and route.write == "postings":
-        ctx.store.ledger.append_many(postings)
+    with ctx.writing():
+        for write in writes:
+            if write.key not in states:
+                ctx.store.outbox.record(write.key, route.to, write.operation, write.payload)
+        postings = [write.posting for write in writes if write.posting is not None]
+        if postings and route.write == "postings":
+            ctx.store.ledger.append_many(postings)
 
 
 def push_writes(ctx: SyncContext, route: Route, writes: Sequence[PlannedWrite]) -> None:
@@ -101,17 +102,21 @@ def _push_one(
                            system=route.to, document=write.source.id, original=write.after)  # fmt: skip
     if write.key in found and route.write != "documents":
         # Already there (an earlier run, or a write whose answer was lost): confirm it, never write it again.
-        ctx.store.outbox.mark_confirmed(write.key, found[write.key])
+        with ctx.writing():
+            ctx.store.outbox.mark_confirmed(write.key, found[write.key])
         ctx.count(route.to, write.store, "skipped")
         return
-    ctx.store.outbox.mark_sent(write.key)
+    with ctx.writing():
+        ctx.store.outbox.mark_sent(write.key)
     try:
         result = _write(target, route, write)
     except Exception as exc:
         if not outcome_unknown(exc):
-            ctx.store.outbox.mark_failed(write.key, f"{type(exc).__name__}: {exc}"[:1000])
+            with ctx.writing():
+                ctx.store.outbox.mark_failed(write.key, f"{type(exc).__name__}: {exc}"[:1000])
         raise  # an unknown outcome stays `sent`: the next attempt's lookup resolves it
-    ctx.store.outbox.mark_confirmed(write.key, result.remote_id)
+    with ctx.writing():
+        ctx.store.outbox.mark_confirmed(write.key, result.remote_id)
     states[write.key] = "confirmed"
     ctx.count(route.to, write.store, "written" if result.created else "skipped")
     _link(ctx, route, target, write, result.remote_id)
@@ -140,7 +145,8 @@ def _link(ctx: SyncContext, route: Route, target: Any, write: PlannedWrite, remo
         kind = str(getattr(spec, "return_set" if is_return else "sale_set", "receipt"))
     else:
         kind = _BONUS_KIND
-    ctx.journal.link(write.source, DocRef(system=route.to, kind=kind, id=remote_id), "created")
+    with ctx.writing():
+        ctx.journal.link(write.source, DocRef(system=route.to, kind=kind, id=remote_id), "created")
 
 
 def _park(ctx: SyncContext, route: Route, write: PlannedWrite, error: BaseException) -> None:

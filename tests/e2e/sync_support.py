@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import requests
 import yaml
 
+from connector.rules import expected_postings
+from connector.sandbox import server as server_module
+from connector.sandbox.answer_key import canonical_documents, load_world_program
 from connector.sandbox.server import CRM_API_KEY, EVOTOR_TOKEN, ONEC_PASSWORD, ONEC_USER
 from connector.sandbox.world import World
 
-__all__ = ["business_days", "crm_comments", "onec_comments", "seed_opening_balances", "write_config"]
+__all__ = [
+    "business_days",
+    "crm_comments",
+    "expected_keys",
+    "inject_malformed_receipt",
+    "nodelay_sandbox",
+    "onec_comments",
+    "seed_opening_balances",
+    "write_config",
+]
+
+
+@contextmanager
+def nodelay_sandbox() -> Iterator[None]:
+    """Serve the sandbox with TCP_NODELAY on its listening socket (inherited by each connection).
+
+    Without it every keep-alive answer waits ~40 ms for the client's delayed ACK (Nagle), which makes a
+    sandbox sync ten times slower than the code under test. Remove once ``connector.sandbox.server`` sets it.
+    """
+    original = server_module._bind
+
+    def bind(host: str, port: int) -> socket.socket:
+        sock = original(host, port)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    with patch.object(server_module, "_bind", bind):
+        yield
 
 
 def write_config(
@@ -94,3 +131,21 @@ def seed_opening_balances(base_url: str, world: World, points: str = "100000") -
             timeout=30,
         )
         response.raise_for_status()
+
+
+def expected_keys(world: World) -> tuple[set[str], set[str]]:
+    """``(CRM keys, 1C receipt keys)`` a full sync of ``world`` must write: ``crm:<posting key>`` and
+    ``onec:evotor:<receipt id>:sale|return``."""
+    documents = sorted(canonical_documents(world), key=lambda d: (d.occurred_at, d.ref.id))
+    postings = expected_postings(load_world_program(world), documents)
+    receipts = {f"onec:evotor:{r.id}:{r.kind}" for r in world.receipts}
+    return {f"crm:{p.key}" for p in postings}, receipts
+
+
+def inject_malformed_receipt(world: World) -> str:
+    """Add a sale whose customer phone is not a phone number (the mapping refuses it); returns its id."""
+    model = next(r for r in world.receipts if r.kind == "sale" and r.customer_phone)
+    bad = dataclasses.replace(model, id=str(uuid.UUID(int=random.Random(world.seed).getrandbits(128))),
+                              customer_phone="+7000")  # fmt: skip
+    world.receipts.append(bad)
+    return bad.id

@@ -1,0 +1,152 @@
+"""The sync engine against the sandbox: every route written exactly once, re-runs, scopes and parked failures."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from adapters.crm import CrmAdapter
+from connector.model import Posting
+from connector.store import open_store
+from connector.store.cursors import Cursors
+from connector.store.failures import FailedItems
+from connector.store.runs import Runs
+from connector.sync import SyncScope, run_sync
+from tests.connector.sync.conftest import SyncWorld, start_world
+from tests.e2e.sync_support import crm_comments, onec_comments
+
+RECEIPT_SETS = ("Document_ЧекККМ", "Document_ЧекККМВозврат")
+BONUS_SET = "Document_НачислениеИСписаниеБонусныхБаллов"
+
+
+def _written(base_url: str) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    crm = Counter(c for c in crm_comments(base_url) if c.startswith("crm:"))
+    receipts = Counter(c for s in RECEIPT_SETS for c in onec_comments(base_url, s))
+    bonus = Counter(onec_comments(base_url, BONUS_SET))
+    return crm, receipts, bonus
+
+
+def _assert_all_written_once(sw: SyncWorld) -> None:
+    crm, receipts, bonus = _written(sw.base_url)
+    assert set(crm) == sw.crm_keys
+    assert max(crm.values()) == 1
+    assert set(receipts) == sw.receipt_keys
+    assert max(receipts.values()) == 1
+    # the CRM ledger mirrored into 1C: one bonus document per CRM operation the connector wrote
+    assert {f"onec:{key.removeprefix('crm:')}" for key in sw.crm_keys} <= set(bonus)
+    assert max(bonus[key] for key in bonus if key.startswith("onec:evotor:")) == 1
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncWorld]:
+    if request.param == "sqlite":
+        yield from start_world(tmp_path)
+        return
+    state = request.getfixturevalue("pg_state")
+    yield from start_world(tmp_path, state=state)
+
+
+def test_a_sync_writes_every_expected_posting_and_receipt_exactly_once(any_backend: SyncWorld) -> None:
+    sw = any_backend
+    report = run_sync(sw.config, workers=4)
+
+    assert report.exit_code == 0
+    assert report.failed_open == 0
+    _assert_all_written_once(sw)
+    assert sum(c["fetched"] for c in report.counts["evotor"].values()) == len(sw.world.receipts)
+    assert report.counts["crm"]
+    assert sum(c["written"] for c in report.counts["crm"].values()) == len(sw.crm_keys)
+    with open_store(sw.config.state) as store:
+        run = Runs(store.sessions).get(report.run_id)
+        assert run.status == "ok"
+        assert run.counts == report.counts
+        assert len(store.ledger.postings()) == len(sw.crm_keys)
+
+
+def test_a_second_run_reads_everything_unchanged_and_writes_nothing(synced_world: SyncWorld) -> None:
+    # A lookback that reaches back to the world's first day, so the second run re-reads every receipt.
+    settings = synced_world.config.sync.model_copy(update={"default_lookback": "90d"})
+    config = synced_world.config.model_copy(update={"sync": settings})
+    run_sync(config)
+    again = run_sync(config)
+    assert again.totals["written"] == 0
+    assert sum(c["unchanged"] for c in again.counts["evotor"].values()) == len(synced_world.world.receipts)
+    _assert_all_written_once(synced_world)
+
+
+def test_a_posting_already_in_the_crm_is_confirmed_by_the_lookup_not_written_again(
+    synced_world: SyncWorld,
+) -> None:
+    # As if an earlier attempt wrote it and its answer was lost: the key is in the CRM, the outbox never heard.
+    with open_store(synced_world.config.state):
+        pass
+    key = sorted(synced_world.crm_keys)[0]
+    crm = CrmAdapter("crm", synced_world.config.systems["crm"])
+    posting = _expected_posting(synced_world, key)
+    crm.write_posting(posting, key)
+
+    report = run_sync(synced_world.config)
+
+    crm_written, _, _ = _written(synced_world.base_url)
+    assert crm_written[key] == 1
+    assert set(crm_written) == synced_world.crm_keys
+    assert report.totals["skipped"] >= 1
+    with open_store(synced_world.config.state) as store:
+        entry = store.outbox.get(key)
+        assert entry is not None
+        assert entry.state == "confirmed"
+
+
+def _expected_posting(sw: SyncWorld, key: str) -> Posting:
+    from connector.rules import expected_postings
+    from connector.sandbox.answer_key import canonical_documents, load_world_program
+
+    documents = sorted(canonical_documents(sw.world), key=lambda d: (d.occurred_at, d.ref.id))
+    postings = expected_postings(load_world_program(sw.world), documents)
+    return next(p for p in postings if f"crm:{p.key}" == key)
+
+
+def test_a_malformed_document_is_parked_naming_its_field_and_the_batch_goes_on(tmp_path: Path) -> None:
+    for sw in start_world(tmp_path, malformed=True):
+        report = run_sync(sw.config)
+
+        assert report.exit_code == 1
+        with open_store(sw.config.state) as store:
+            items = FailedItems(store.sessions).list()
+        assert len(items) == 1
+        item = items[0]
+        assert (item.route, item.error_kind, item.system) == ("pull:evotor", "permanent", "evotor")
+        assert item.document is not None
+        assert "customer.phone" in item.error
+        assert item.payload_excerpt
+        assert "+7000" not in item.error
+        crm, receipts, _ = _written(sw.base_url)
+        assert set(crm) == sw.crm_keys
+        assert set(receipts) == sw.receipt_keys
+
+
+def test_a_backfill_moves_no_watermark_and_an_incremental_sync_does(synced_world: SyncWorld) -> None:
+    sw = synced_world
+    store_id = sw.world.stores[0].id
+    report = run_sync(sw.config, scope=SyncScope(date_from=date(2026, 11, 2), date_to=date(2026, 11, 2),
+                                                 stores=(store_id,)))  # fmt: skip
+    assert set(report.counts["evotor"]) == {store_id}
+    with open_store(sw.config.state) as store:
+        assert Cursors(store.sessions).get("evotor", "documents", store_id) is None
+    run_sync(sw.config)
+    with open_store(sw.config.state) as store:
+        assert Cursors(store.sessions).get("evotor", "documents", store_id) is not None
+    _assert_all_written_once(sw)
+
+
+def test_sync_document_writes_that_document_only(synced_world: SyncWorld) -> None:
+    sw = synced_world
+    receipt = next(r for r in sw.world.receipts if r.kind == "sale")
+    report = run_sync(sw.config, scope=SyncScope(document=receipt.id, stores=(receipt.store_id,)))
+    assert report.exit_code == 0
+    _, receipts, _ = _written(sw.base_url)
+    assert set(receipts) == {f"onec:evotor:{receipt.id}:sale"}
