@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,22 @@ from tests.conftest import CliResult
 from tests.pg import isolated_schema_url, require_postgres
 
 Run = Callable[..., CliResult]
-REPO = Path(__file__).resolve().parents[3]
 
-# The ``schedule`` command group itself (importing the whole CLI would triple the start-up time), logging at
-# INFO as ``--verbose`` does, with only the registry's ``sync`` pointed at the recording job below.
-_SCHEDULE_RUN = """
-    import sys
+
+def _schedule_run(config: str, record: str, items: int, item_s: float, out: str, err: str) -> None:
+    """The body of one ``schedule run`` process: the ``schedule`` command group itself, logging at INFO as
+    ``--verbose`` does, with only the registry's ``sync`` pointed at :func:`recording_job`."""
+    os.environ.update(LC_TEST_RECORD=record, LC_TEST_ITEMS=str(items), LC_TEST_ITEM_S=str(item_s))
+    for descriptor, path in ((1, out), (2, err)):
+        with open(path, "w") as file:
+            os.dup2(file.fileno(), descriptor)
+    from connector.commands.schedule import app
     from connector.logs import configure_logging
     from connector.scheduler import jobs
+
     jobs.JOBS["sync"] = "tests.connector.commands.test_schedule:recording_job"
-    from connector.commands.schedule import app
     configure_logging("INFO")
-    app(["run", "--config", sys.argv[1], "--heartbeat", "0.2", "--lease-ttl", "5"], prog_name="loyalty-connector")
-"""
+    app(["run", "--config", config, "--heartbeat", "0.2", "--lease-ttl", "5"], prog_name="loyalty-connector")
 
 
 def _record(**fields: Any) -> None:
@@ -81,21 +84,24 @@ def _write_config(tmp_path: Path, state: str, schedule: str) -> Path:
     return path
 
 
-def _start(config: Path, record: Path, items: int, item_s: float) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "LC_TEST_RECORD": str(record),
-        "LC_TEST_ITEMS": str(items),
-        "LC_TEST_ITEM_S": str(item_s),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(_SCHEDULE_RUN), str(config)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@dataclass
+class _Child:
+    process: Any  # multiprocessing.Process
+    out: Path
+    err: Path
+
+
+def _start(config: Path, record: Path, items: int, item_s: float) -> _Child:
+    # A forkserver that has imported this module once: each ``schedule run`` is a fresh OS process (its own
+    # main thread, signal handlers and connections) without paying the imports again.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    name = uuid.uuid4().hex[:6]
+    out, err = config.parent / f"{name}.out", config.parent / f"{name}.err"
+    args = (str(config), str(record), items, item_s, str(out), str(err))
+    process = context.Process(target=_schedule_run, args=args)
+    process.start()
+    return _Child(process, out, err)
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -111,10 +117,15 @@ def _wait_for(path: Path, event: str, count: int, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def _stop(children: list[subprocess.Popen[str]], signum: int = signal.SIGTERM) -> list[tuple[str, str]]:
+def _stop(children: list[_Child], signum: int = signal.SIGTERM) -> list[tuple[str, str]]:
     for child in children:
-        child.send_signal(signum)
-    return [child.communicate(timeout=30) for child in children]
+        os.kill(child.process.pid, signum)
+    for child in children:
+        child.process.join(timeout=30)
+        if child.process.is_alive():  # a hang fails the test on its exit code, without leaving the process
+            child.process.kill()
+            child.process.join()
+    return [(child.out.read_text(), child.err.read_text()) for child in children]
 
 
 def _runs(records: list[dict[str, Any]]) -> list[tuple[float, float, int]]:
@@ -135,7 +146,7 @@ def test_two_schedule_run_processes_never_run_the_job_at_once(tmp_path: Path, st
     children = [_start(config, record, items=3, item_s=0.4) for _ in range(2)]
     _wait_for(record, "end", 3, timeout=60)
     outputs = _stop(children)
-    assert [child.returncode for child in children] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert [child.process.exitcode for child in children] == [0, 0], [err[-2000:] for _, err in outputs]
     runs = _runs(_records(record))
     assert len(runs) >= 3
     for (_, finished, _), (started, _, _) in itertools.pairwise(runs):
@@ -155,7 +166,7 @@ def test_a_stop_signal_lets_the_current_item_finish_releases_the_lease_and_exits
     child = _start(config, record, items=50, item_s=0.3)
     _wait_for(record, "item-start", 2, timeout=60)
     [(out, err)] = _stop([child], signum)
-    assert child.returncode == 0, err[-2000:]
+    assert child.process.exitcode == 0, err[-2000:]
     assert out.splitlines()[-1] == "scheduler stopped"
     events = [(r["event"], r.get("item")) for r in _records(record)]
     started = [item for event, item in events if event == "item-start"]
