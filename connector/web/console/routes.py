@@ -17,7 +17,7 @@ from connector.store.tables import ERROR_KINDS, FAILED_ITEM_STATES
 from ..auth import UserInfo
 from . import queries as q
 from .chart import trend_svg
-from .customer import customer_view
+from .customer import account_for, customer_view
 from .health import health_view
 from .web import console_state, page_user, render
 
@@ -198,7 +198,9 @@ def customer_search(request: Request, user: Viewer) -> Response:
     """The search form; a query redirects to the customer's page."""
     query = (request.query_params.get("q") or "").strip()
     if query:
-        return RedirectResponse(request.url_for("customer_page", query=query).path, status_code=303)
+        # To the account as stored (E.164 or card:…), so the address is the same whatever the spelling.
+        target = request.url_for("customer_page", query=account_for(query)).path
+        return RedirectResponse(target, status_code=303)
     return render(request, "customer_search.html", user)
 
 
