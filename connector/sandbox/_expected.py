@@ -7,22 +7,27 @@ instead of one per line, and no canonical documents built. The tests hold the re
 run through a promotion and return sales in parts — the rules engine stays the one definition.
 
 Each customer's documents are walked in order of their instant, ties by id, with no spend before the window.
+:func:`canonical_documents` gives the same receipts as canonical documents, for the rules engine itself.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
+import yaml
+
+from connector.model import Customer, DocRef, Fiscal, Line, Payment, Return, Sale
 from connector.program import Program
 from connector.rules import promotion_multiplier, tier_percent
-from connector.sandbox.world import Receipt, World
+from connector.sandbox.world import Product, Receipt, SandboxCustomer, World
 
-__all__ = ["ExpectedPosting", "expected_by_receipt"]
+__all__ = ["ExpectedPosting", "canonical_documents", "expected_by_receipt", "load_world_program"]
 
 _HALF = Fraction(1, 2)
 
@@ -41,6 +46,76 @@ _TO_CENTS: dict[str, Callable[[Fraction], int]] = {
 
 def _kopecks(amount: Decimal) -> int:
     return int(amount.scaleb(2))
+
+
+def load_world_program(world: World) -> Program:
+    """The :class:`~connector.program.Program` the world was generated under (its ``program_yaml``)."""
+    data = yaml.safe_load(world.program_yaml)
+    return Program.model_validate(data["program"])
+
+
+def canonical_documents(world: World, receipts: Iterable[Receipt] | None = None) -> Iterator[Sale | Return]:
+    """The canonical sales and returns of Evotor receipts, as the Evotor mapping produces them: redemption at
+    receipt level only (the till states no per-line share), the customer by phone and card.
+
+    Args:
+        world: the world the receipts belong to (for products, customers, stores).
+        receipts: which receipts; all of ``world.receipts`` by default.
+    """
+    products = {product.sku: product for product in world.products}
+    customers = {customer.phone: customer for customer in world.customers}
+    devices = {store.id: store.evotor_device_id for store in world.stores}
+    for receipt in world.receipts if receipts is None else receipts:
+        fields = _document_fields(receipt, products, customers.get(receipt.customer_phone or ""))
+        fields["register"] = devices[receipt.store_id]
+        if receipt.kind == "sale":
+            yield Sale(**fields)
+        else:
+            original = _evotor_ref(receipt.original_id) if receipt.original_id else None
+            yield Return(**fields, original=original)
+
+
+def _evotor_ref(receipt_id: str) -> DocRef:
+    return DocRef(system="evotor", kind="receipt", id=receipt_id)
+
+
+def _document_fields(
+    receipt: Receipt, products: dict[str, Product], customer: SandboxCustomer | None
+) -> dict[str, Any]:
+    lines = tuple(
+        Line(
+            line_no=line.line_no,
+            sku=line.sku,
+            name=products[line.sku].name,
+            category=products[line.sku].category,
+            quantity=line.quantity,
+            price=line.price,
+            amount=line.amount,
+            discount=line.discount,
+        )
+        for line in receipt.lines
+    )
+    return {
+        "ref": _evotor_ref(receipt.id),
+        "number": str(receipt.number),
+        "store": receipt.store_id,
+        "occurred_at": receipt.occurred_at,
+        "business_date": receipt.business_date,
+        "customer": _customer(customer),
+        "lines": lines,
+        "payments": tuple(Payment(method=method, amount=amount) for method, amount in receipt.payments),
+        "total": receipt.total,
+        "discount": sum((line.discount for line in receipt.lines), Decimal("0.00")),
+        "bonus_redeemed": receipt.bonus_redeemed,
+        "fiscal": Fiscal(fn=receipt.fiscal[0], fd=receipt.fiscal[1], fp=receipt.fiscal[2]),
+    }
+
+
+def _customer(customer: SandboxCustomer | None) -> Customer | None:
+    if customer is None:
+        return None
+    refs = {"onec": customer.onec_partner_ref, "crm": str(customer.crm_account_id)}
+    return Customer(phone=customer.phone, card=customer.card, name=customer.name, refs=refs)
 
 
 @dataclass(frozen=True)
@@ -99,6 +174,7 @@ class _Walk:
         self.postings: dict[str, list[ExpectedPosting]] = {}
 
     def customer(self, receipts: list[Receipt]) -> None:
+        """Walk one customer's documents in order, tracking their spend for the tiers."""
         spend = 0
         for receipt in sorted(receipts, key=lambda r: (r.occurred_at.astimezone(UTC), r.id)):
             if receipt.kind == "sale":

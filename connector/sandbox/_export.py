@@ -108,6 +108,7 @@ class _Fetcher:
         self.written.append(_write(self.directory / relative, body))
 
     def evotor(self, world: World) -> None:
+        """The stores, and each store's SELL and PAYBACK documents merged into one page."""
         headers = {"X-Authorization": EVOTOR_TOKEN}
         self._save("evotor/stores.json", self._get("/evotor/stores", headers=headers).content)
         for store in world.stores:
@@ -123,6 +124,7 @@ class _Fetcher:
             self._save(f"evotor/documents/{store.id}.json", dumps({"items": items, "paging": {}}))
 
     def onec(self, flavour: str, folder: Path) -> None:
+        """``$metadata`` and every entity set it publishes, as served."""
         auth = (ONEC_USER, ONEC_PASSWORD)
         root = f"/1c/{flavour}/odata/standard.odata"
         metadata = self._get(f"{root}/$metadata", auth=auth).content
@@ -131,6 +133,7 @@ class _Fetcher:
             self._save(folder / f"{name}.json", self._get(f"{root}/{name}?$format=json", auth=auth).content)
 
     def crm(self) -> None:
+        """The loyalty accounts and the whole bonus-operation feed."""
         headers = {"X-API-KEY": CRM_API_KEY}
         accounts: list[Any] = []
         for page in range(1, _PAGE_CAP):

@@ -54,10 +54,12 @@ class _Sold:
 
     @classmethod
     def of(cls, receipt: Receipt) -> _Sold:
+        """A fresh sale: all of every line still returnable."""
         lines = [[line.quantity, line.amount, line.discount, line.bonus_redeemed] for line in receipt.lines]
         return cls(receipt, lines)
 
     def open_lines(self) -> list[int]:
+        """Indexes of the lines with money still to return."""
         return [index for index, left in enumerate(self.left) if left[1] > 0]
 
 
@@ -123,6 +125,7 @@ class Till:
         self.gross: dict[tuple[str, Decimal], Decimal] = {}
 
     def run(self) -> list[Receipt]:
+        """Every receipt of every store, day by day."""
         receipts: list[Receipt] = []
         pools: dict[str, list[_Sold]] = {store.id: [] for store in self.world.stores}
         for day in range(self.world.days):

@@ -1,25 +1,25 @@
 """What an earlier connector run left in 1C and the CRM, the discrepancies injected, and the answer key.
 
 The definitions of every injected kind, and of the ids the answer key lists for it, are in the docstring of
-:mod:`connector.sandbox.generator`; this module implements them. Canonical documents for the rules engine are
-built with :func:`canonical_documents`, exactly as the Evotor mapping sees a receipt: redemption at receipt
-level only (the till states no per-line share), customer by phone and card.
+:mod:`connector.sandbox.generator`; this module implements them. :func:`canonical_documents` and
+:func:`load_world_program` (from :mod:`connector.sandbox._expected`) give a world's receipts and program to the
+rules engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
-
-from connector.model import Customer, DocRef, Fiscal, Line, Payment, Return, Sale
-from connector.program import Program
-from connector.sandbox._expected import ExpectedPosting, expected_by_receipt
+from connector.sandbox._expected import (
+    ExpectedPosting,
+    canonical_documents,
+    expected_by_receipt,
+    load_world_program,
+)
 from connector.sandbox._till import new_uuid, seeded_rng
 from connector.sandbox.world import (
     AnswerKeyEntry,
@@ -28,7 +28,6 @@ from connector.sandbox.world import (
     OneCReceipt,
     Receipt,
     ReceiptLine,
-    SandboxCustomer,
     World,
 )
 
@@ -64,73 +63,9 @@ _MANUAL_1C_COMMENT = "Ручная корректировка бонусов п�
 _CENT = Decimal("0.01")
 
 
-def load_world_program(world: World) -> Program:
-    """The :class:`~connector.program.Program` the world was generated under (its ``program_yaml``)."""
-    data = yaml.safe_load(world.program_yaml)
-    return Program.model_validate(data["program"])
-
-
 def posting_key(receipt_id: str, kind: str) -> str:
     """The posting key of an Evotor document's posting: ``evotor:<receipt id>:<kind>``."""
     return f"evotor:{receipt_id}:{kind}"
-
-
-def canonical_documents(world: World, receipts: Iterable[Receipt] | None = None) -> Iterator[Sale | Return]:
-    """The canonical sales and returns of Evotor receipts, as the Evotor mapping would produce them.
-
-    Args:
-        world: the world the receipts belong to (for products, customers, stores).
-        receipts: which receipts; all of ``world.receipts`` by default.
-    """
-    products = {product.sku: product for product in world.products}
-    customers = {customer.phone: customer for customer in world.customers}
-    devices = {store.id: store.evotor_device_id for store in world.stores}
-    for receipt in world.receipts if receipts is None else receipts:
-        customer = customers.get(receipt.customer_phone or "")
-        lines = tuple(
-            Line(
-                line_no=line.line_no,
-                sku=line.sku,
-                name=products[line.sku].name,
-                category=products[line.sku].category,
-                quantity=line.quantity,
-                price=line.price,
-                amount=line.amount,
-                discount=line.discount,
-            )
-            for line in receipt.lines
-        )
-        fields: dict[str, Any] = {
-            "ref": DocRef(system="evotor", kind="receipt", id=receipt.id),
-            "number": str(receipt.number),
-            "store": receipt.store_id,
-            "register": devices[receipt.store_id],
-            "occurred_at": receipt.occurred_at,
-            "business_date": receipt.business_date,
-            "customer": _customer(customer),
-            "lines": lines,
-            "payments": tuple(Payment(method=method, amount=amount) for method, amount in receipt.payments),
-            "total": receipt.total,
-            "discount": sum((line.discount for line in receipt.lines), Decimal("0.00")),
-            "bonus_redeemed": receipt.bonus_redeemed,
-            "fiscal": Fiscal(fn=receipt.fiscal[0], fd=receipt.fiscal[1], fp=receipt.fiscal[2]),
-        }
-        if receipt.kind == "sale":
-            yield Sale(**fields)
-        else:
-            original = (
-                DocRef(system="evotor", kind="receipt", id=receipt.original_id)
-                if receipt.original_id
-                else None
-            )
-            yield Return(**fields, original=original)
-
-
-def _customer(customer: SandboxCustomer | None) -> Customer | None:
-    if customer is None:
-        return None
-    refs = {"onec": customer.onec_partner_ref, "crm": str(customer.crm_account_id)}
-    return Customer(phone=customer.phone, card=customer.card, name=customer.name, refs=refs)
 
 
 @dataclass
