@@ -65,6 +65,7 @@ def test_reconcile_reports_exactly_the_answer_key(sandbox: tuple[World, Connecto
     assert expected - found == set(), "missed"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sandbox", [2], indirect=True)
 def test_applied_fixes_clear_their_kinds_and_a_second_apply_writes_nothing(
     sandbox: tuple[World, ConnectorConfig],
