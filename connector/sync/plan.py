@@ -18,6 +18,7 @@ are in the ledger they are its postings for good (postings are immutable), so re
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -25,13 +26,14 @@ from typing import Any
 
 from connector.config import Route
 from connector.errors import ConfigError
-from connector.model import DocRef, Posting, Return, Sale, dump_document, dump_posting
+from connector.model import DocRef, Posting, Return, Sale, dump_document
 from connector.rules import return_postings, sale_postings
 from connector.store.journal import JournalEntry
+from connector.store.ledger import canonical_posting_json
 from connector.sync.context import SyncContext
 from connector.sync.failures import WaitingError
 
-__all__ = ["PlannedWrite", "plan_document", "receipt_key"]
+__all__ = ["PlannedWrite", "plan_document", "posting_payload", "receipt_key"]
 
 _OPERATIONS = {"postings": "posting", "documents": "receipt", "bonus_documents": "bonus_document"}
 
@@ -59,6 +61,13 @@ class PlannedWrite:
     after: str | None = None
 
 
+def posting_payload(posting: Posting) -> dict[str, Any]:
+    """A posting as an outbox payload: its JSON with every time in UTC, the same whether it was just computed
+    (source offsets) or read back from the ledger (UTC), so a re-plan never looks like a different write."""
+    payload: dict[str, Any] = json.loads(canonical_posting_json(posting))
+    return payload
+
+
 def receipt_key(target: str, document: Sale | Return | DocRef) -> str:
     """``{target}:{source system}:{source id}:sale|return`` (a ``DocRef`` is taken as a sale)."""
     if isinstance(document, DocRef):
@@ -80,7 +89,7 @@ def plan_document(ctx: SyncContext, route: Route, entry: JournalEntry) -> list[P
         return (
             []
             if posting is None
-            else [_write(route, entry, f"{route.to}:{posting.key}", dump_posting(posting))]
+            else [_write(route, entry, f"{route.to}:{posting.key}", posting_payload(posting))]
         )
     document = entry.document
     if document is None:
@@ -94,7 +103,7 @@ def plan_document(ctx: SyncContext, route: Route, entry: JournalEntry) -> list[P
         return [_write(route, entry, receipt_key(route.to, document), dump_document(document), after=after)]
     postings = _postings(ctx, document)
     return [
-        _write(route, entry, f"{route.to}:{posting.key}", dump_posting(posting), posting=posting)
+        _write(route, entry, f"{route.to}:{posting.key}", posting_payload(posting), posting=posting)
         for posting in postings
     ]
 

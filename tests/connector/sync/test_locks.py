@@ -1,0 +1,75 @@
+"""Two sync processes on one database: never the same partition at once (PostgreSQL), one at a time (SQLite)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from connector.store import open_store
+from connector.sync.locks import SyncBusyError, lock_key, partition_lock, process_lock
+
+
+def test_a_second_sync_on_the_same_sqlite_file_stops_with_a_clear_message(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    with open_store(url) as store, process_lock(store):
+        # Another process (the kernel's flock is per open file): it must refuse, naming the lock and the holder.
+        code = textwrap.dedent(f"""
+            from connector.store import open_store
+            from connector.sync.locks import SyncBusyError, process_lock
+            with open_store({url!r}) as store:
+                try:
+                    with process_lock(store, wait=0.3):
+                        print("acquired")
+                except SyncBusyError as exc:
+                    print("busy:", exc)
+        """)
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                                check=True)  # fmt: skip
+    assert result.stdout.startswith("busy: another sync is running on this SQLite state database")
+    assert "state.db.sync.lock" in result.stdout
+
+
+def test_the_sqlite_lock_is_free_again_after_the_run(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        with process_lock(store):
+            pass
+        with process_lock(store, wait=0):
+            assert (tmp_path / "state.db.sync.lock").exists()
+
+
+def test_in_one_process_a_held_sqlite_lock_is_refused_too(tmp_path: Path) -> None:
+    with (
+        open_store(f"sqlite:///{tmp_path / 'state.db'}") as store,
+        process_lock(store),
+        pytest.raises(SyncBusyError, match="pass --wait SECONDS"),
+        process_lock(store, wait=0),
+    ):
+        pass
+
+
+@pytest.mark.postgres
+def test_a_partition_held_by_one_connection_is_skipped_by_another(pg_state: str) -> None:
+    first, second = open_store(pg_state), open_store(pg_state)
+    try:
+        with partition_lock(first, "evotor->crm:postings:s-1:2026-11-02") as mine:
+            assert mine
+            with partition_lock(second, "evotor->crm:postings:s-1:2026-11-02") as theirs:
+                assert not theirs
+            with partition_lock(second, "evotor->crm:postings:s-1:2026-11-03") as other_day:
+                assert other_day
+        with partition_lock(second, "evotor->crm:postings:s-1:2026-11-02") as now_free:
+            assert now_free
+    finally:
+        first.close()
+        second.close()
+
+
+def test_lock_keys_are_stable_signed_64_bit_integers() -> None:
+    key = lock_key("evotor->crm:postings:s-1:2026-11-02")
+    assert key == lock_key("evotor->crm:postings:s-1:2026-11-02")
+    assert -(2**63) <= key < 2**63
+    assert key != lock_key("evotor->crm:postings:s-1:2026-11-03")
