@@ -15,8 +15,8 @@ What is read, per configured reconciliation (``reconcile:`` in ``connector.yaml`
 * ``{left, right}`` — both systems' receipts of each store for the window, with a day's margin on each side
   (1C dates carry the infobase's clock, Evotor's the store's: the compare stage decides by business date);
 * ``{documents, ledger}`` — the documents system's receipts, from ``lookback_days`` before the window (the
-  return window: a return must find its sale), the ledger's operations since ``history_days`` before the
-  window (balances are sums over the whole history), and the same for every system the ledger is mirrored to
+  return window: a return must find its sale), the ledger's whole history (or ``history_days`` before the
+  window) (balances are sums over the whole history), and the same for every system the ledger is mirrored to
   (a route ``from: <ledger>`` that writes ``bonus_documents``).
 
 Lines without a category get the one accounting's item catalog gives their sku: the tills know products by
@@ -51,6 +51,7 @@ Progress = Callable[[str, int, int], None]
 """``progress(step, done, total)``: called as each system and store is read."""
 
 _BONUS_DOCUMENT = "Document_НачислениеИСписаниеБонусныхБаллов"
+_LEDGER_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # before any loyalty ledger this connector will meet
 
 
 def mirrors_of(config: ConnectorConfig, ledger: str) -> list[str]:
@@ -343,7 +344,7 @@ def load_snapshot(
     session: requests.Session | None = None,
     store: Store | None = None,
     lookback_days: int | None = None,
-    history_days: int = 400,
+    history_days: int | None = None,
 ) -> Snapshot:
     """Read every system the configured reconciliations involve for the window.
 
@@ -358,7 +359,8 @@ def load_snapshot(
             them directly.
         lookback_days: days of documents read before the window so that returns find their sales; the
             program's ``activation_delay_days`` (the return window) by default.
-        history_days: days of ledger history read before the window, for balances.
+        history_days: days of ledger history read before the window; None (the default) reads it all, because
+            a balance is only explained by every operation since the account was opened.
     """
     source = SnapshotSource(config, session, progress, store)
     doc_systems, canonical, ledger_systems = involved_systems(config)
@@ -385,7 +387,9 @@ def load_snapshot(
         )
     now = datetime.now(UTC) + timedelta(days=1)
     for name in sorted(ledger_systems):
-        since = _day_start(date_from - timedelta(days=history_days))
+        since = (
+            _LEDGER_EPOCH if history_days is None else _day_start(date_from - timedelta(days=history_days))
+        )
         snapshot.ledgers[name] = source.ledger(name, since, max(now, until), (date_from, date_to))
     return snapshot
 
