@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -95,6 +95,7 @@ def api_user(request: Request) -> UserInfo:
 
 
 Caller = Annotated[UserInfo, Depends(api_user)]
+router = APIRouter()
 
 
 def _need(user: UserInfo, role: str) -> None:
@@ -119,135 +120,159 @@ def _health(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=200 if database == "ok" else 503)
 
 
-def _reads(app: FastAPI) -> None:
-    @app.get("/runs", summary="Runs, newest first")
-    def runs(request: Request, user: Caller, kind: str | None = None, status: str | None = None) -> Any:
-        return _out(user, q.runs(console_state(request).store, q.RunFilter(kind=kind, status=status)))
+@router.get("/runs", summary="Runs, newest first")
+def runs(request: Request, user: Caller, kind: str | None = None, status: str | None = None) -> Any:
+    """Runs, newest first."""
+    return _out(user, q.runs(console_state(request).store, q.RunFilter(kind=kind, status=status)))
 
-    @app.get("/runs/{run_id}", summary="One run with its failed items")
-    def run(request: Request, run_id: int, user: Caller) -> Any:
-        store = console_state(request).store
-        found = q.run(store, run_id)
-        if found is None:
-            raise HTTPException(status_code=404, detail=f"no run {run_id}")
-        items = q.failures(store, q.FailureFilter(state=None), run_id=run_id)
-        return _out(user, {"run": found, "failed_items": items})
 
-    @app.get("/failures", summary="Failed items, filtered")
-    def failures(request: Request, user: Caller, system: str | None = None, route: str | None = None,
-                 store: str | None = None, error_kind: str | None = None, state: str | None = "open") -> Any:  # fmt: skip
-        where = q.FailureFilter(
-            system=system, route=route, store=store, error_kind=error_kind, state=state or None
-        )
-        return _out(user, q.failures(console_state(request).store, where))
+@router.get("/runs/{run_id}", summary="One run with its failed items")
+def run(request: Request, run_id: int, user: Caller) -> Any:
+    """One run with its failed items."""
+    store = console_state(request).store
+    found = q.run(store, run_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no run {run_id}")
+    items = q.failures(store, q.FailureFilter(state=None), run_id=run_id)
+    return _out(user, {"run": found, "failed_items": items})
 
-    @app.get("/failures/{item_id}", summary="One failed item with its error and payload")
-    def failure(request: Request, item_id: int, user: Caller) -> Any:
-        found = q.failure(console_state(request).store, item_id)
-        if found is None:
-            raise HTTPException(status_code=404, detail=f"no failed item {item_id}")
-        return _out(user, found)
 
-    @app.get("/reconciliations", summary="Reconciliation runs with counts by state")
-    def reconciliations(request: Request, user: Caller) -> Any:
-        found = q.reconciliations(console_state(request).store)
-        return _out(user, [{"run": run, "counts": counts} for run, counts in found])
+@router.get("/failures", summary="Failed items, filtered")
+def failures(request: Request, user: Caller, system: str | None = None, route: str | None = None,
+             store: str | None = None, error_kind: str | None = None, state: str | None = "open") -> Any:  # fmt: skip
+    """Failed items, filtered."""
+    where = q.FailureFilter(
+        system=system, route=route, store=store, error_kind=error_kind, state=state or None
+    )
+    return _out(user, q.failures(console_state(request).store, where))
 
-    @app.get("/reconciliations/{run_id}/discrepancies", summary="A reconciliation's discrepancies, filtered")
-    def discrepancies(request: Request, run_id: int, user: Caller, kind: str | None = None,
-                      store: str | None = None, state: str | None = None) -> Any:  # fmt: skip
-        where = q.DiscrepancyFilter(kind=kind, store=store, state=state)
-        return _out(user, q.discrepancies(console_state(request).store, run_id, where))
 
-    @app.get("/customers/{query}", summary="A customer by phone or card: documents, postings, balances")
-    def customer(request: Request, query: str, user: Caller) -> Any:
-        state = console_state(request)
-        view = customer_view(state.store, state.config, query, state.clock())
-        body = {
-            "account": view.account,
-            "documents": [dict(row) for row in view.documents],
-            "postings": view.postings,
-            "balances": {s: {**asdict(b), "available": b.available} for s, b in view.balances.items()},
-            "expected": [{"posting": e.posting, "found": e.found} for e in view.expected],
-            "discrepancies": view.discrepancies,
-            "failed_items": view.failures,
-        }
-        return _out(user, body)
+@router.get("/failures/{item_id}", summary="One failed item with its error and payload")
+def failure(request: Request, item_id: int, user: Caller) -> Any:
+    """One failed item with its error and payload."""
+    found = q.failure(console_state(request).store, item_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no failed item {item_id}")
+    return _out(user, found)
 
-    @app.get("/health/details", summary="Systems reachable, last pulls, leases")
-    def health_details(request: Request, user: Caller) -> Any:
-        state = console_state(request)
-        return _out(
-            user, health_view(state.store, state.config, state.clock(), check_systems=state.probe_systems)
-        )
 
-    @app.get("/audit", summary="The audit log, newest first")
-    def audit_log(request: Request, user: Caller, who: str | None = None) -> Any:
-        return _out(user, q.audit_entries(console_state(request).store, who))
+@router.get("/reconciliations", summary="Reconciliation runs with counts by state")
+def reconciliations(request: Request, user: Caller) -> Any:
+    """Reconciliation runs with counts by state."""
+    found = q.reconciliations(console_state(request).store)
+    return _out(user, [{"run": run, "counts": counts} for run, counts in found])
+
+
+@router.get("/reconciliations/{run_id}/discrepancies", summary="A reconciliation's discrepancies, filtered")
+def discrepancies(request: Request, run_id: int, user: Caller, kind: str | None = None,
+                  store: str | None = None, state: str | None = None) -> Any:  # fmt: skip
+    """A reconciliation's discrepancies, filtered."""
+    where = q.DiscrepancyFilter(kind=kind, store=store, state=state)
+    return _out(user, q.discrepancies(console_state(request).store, run_id, where))
+
+
+@router.get("/customers/{query}", summary="A customer by phone or card: documents, postings, balances")
+def customer(request: Request, query: str, user: Caller) -> Any:
+    """A customer by phone or card: documents, postings, balances."""
+    state = console_state(request)
+    view = customer_view(state.store, state.config, query, state.clock())
+    body = {
+        "account": view.account,
+        "documents": [dict(row) for row in view.documents],
+        "postings": view.postings,
+        "balances": {s: {**asdict(b), "available": b.available} for s, b in view.balances.items()},
+        "expected": [{"posting": e.posting, "found": e.found} for e in view.expected],
+        "discrepancies": view.discrepancies,
+        "failed_items": view.failures,
+    }
+    return _out(user, body)
+
+
+@router.get("/health/details", summary="Systems reachable, last pulls, leases")
+def health_details(request: Request, user: Caller) -> Any:
+    """Systems reachable, last pulls, leases."""
+    state = console_state(request)
+    return _out(
+        user, health_view(state.store, state.config, state.clock(), check_systems=state.probe_systems)
+    )
+
+
+@router.get("/audit", summary="The audit log, newest first")
+def audit_log(request: Request, user: Caller, who: str | None = None) -> Any:
+    """The audit log, newest first."""
+    return _out(user, q.audit_entries(console_state(request).store, who))
 
 
 def _refused(exc: InputError) -> HTTPException:
     return HTTPException(status_code=409, detail=str(exc))
 
 
-def _writes(app: FastAPI) -> None:
-    @app.post("/failures/{item_id}/retry", summary="Queue a failed item for the next sync (operator)")
-    def retry(request: Request, item_id: int, user: Caller) -> Any:
-        _need(user, "operator")
-        try:
-            return to_json(retry_failure(console_state(request).store, item_id, user.name))
-        except ActionRefusedError as exc:
-            raise _refused(exc) from exc
+@router.post("/failures/{item_id}/retry", summary="Queue a failed item for the next sync (operator)")
+def retry(request: Request, item_id: int, user: Caller) -> Any:
+    """Queue a failed item for the next sync (operator)."""
+    _need(user, "operator")
+    try:
+        return to_json(retry_failure(console_state(request).store, item_id, user.name))
+    except ActionRefusedError as exc:
+        raise _refused(exc) from exc
 
-    @app.post("/failures/{item_id}/skip", summary="Skip a failed item with a reason (operator)")
-    def skip(request: Request, item_id: int, user: Caller, reason: Annotated[str, Body(embed=True)]) -> Any:
-        _need(user, "operator")
-        try:
-            return to_json(skip_failure(console_state(request).store, item_id, user.name, reason))
-        except ActionRefusedError as exc:
-            raise _refused(exc) from exc
 
-    @app.post("/failures/retry", summary="Retry every open item matching the filter (operator)")
-    def retry_many(
-        request: Request, user: Caller, filter: Annotated[dict[str, str], Body(embed=True)]
-    ) -> Any:
-        _need(user, "operator")
-        where = q.FailureFilter(
-            system=filter.get("system") or None,
-            route=filter.get("route") or None,
-            store=filter.get("store") or None,
-            error_kind=filter.get("error_kind") or None,
-        )
-        return {"queued": retry_failures(console_state(request).store, where, user.name)}
+@router.post("/failures/{item_id}/skip", summary="Skip a failed item with a reason (operator)")
+def skip(request: Request, item_id: int, user: Caller, reason: Annotated[str, Body(embed=True)]) -> Any:
+    """Skip a failed item with a reason (operator)."""
+    _need(user, "operator")
+    try:
+        return to_json(skip_failure(console_state(request).store, item_id, user.name, reason))
+    except ActionRefusedError as exc:
+        raise _refused(exc) from exc
 
-    @app.post("/reconciliations/{run_id}/fixes", summary="Apply the automatic fixes of a run (operator)")
-    def fixes(request: Request, run_id: int, user: Caller, confirm: Annotated[bool, Body(embed=True)],
-              ids: Annotated[list[int] | None, Body(embed=True)] = None) -> Any:  # fmt: skip
-        _need(user, "operator")
-        if not confirm:
-            raise HTTPException(status_code=400, detail="send confirm: true to apply the plan")
-        try:
-            return to_json(apply_fixes(console_state(request).store, run_id, user.name, ids))
-        except ActionRefusedError as exc:
-            raise _refused(exc) from exc
 
-    @app.get("/users", summary="Users and tokens (admin)")
-    def users(request: Request, user: Caller) -> Any:
-        _need(user, "admin")
-        return to_json(list_users(console_state(request).store))
+@router.post("/failures/retry", summary="Retry every open item matching the filter (operator)")
+def retry_many(request: Request, user: Caller, filter: Annotated[dict[str, str], Body(embed=True)]) -> Any:
+    """Retry every open item matching the filter (operator)."""
+    _need(user, "operator")
+    where = q.FailureFilter(
+        system=filter.get("system") or None,
+        route=filter.get("route") or None,
+        store=filter.get("store") or None,
+        error_kind=filter.get("error_kind") or None,
+    )
+    return {"queued": retry_failures(console_state(request).store, where, user.name)}
 
-    @app.post("/users", summary="Add a user (admin)", status_code=201)
-    def add_user(request: Request, user: Caller, name: Annotated[str, Body()], role: Annotated[str, Body()],
-                 password: Annotated[str, Body()]) -> Any:  # fmt: skip
-        _need(user, "admin")
-        store = console_state(request).store
-        try:
-            created = create_user(store, name, role, password)
-        except InputError as exc:
-            audit(store, user.name, "user.add", name, f"refused: {exc}", role=role)
-            raise _refused(exc) from exc
-        audit(store, user.name, "user.add", name, "ok", role=role)
-        return to_json(created)
+
+@router.post("/reconciliations/{run_id}/fixes", summary="Apply the automatic fixes of a run (operator)")
+def fixes(request: Request, run_id: int, user: Caller, confirm: Annotated[bool, Body(embed=True)],
+          ids: Annotated[list[int] | None, Body(embed=True)] = None) -> Any:  # fmt: skip
+    """Apply the automatic fixes of a run (operator)."""
+    _need(user, "operator")
+    if not confirm:
+        raise HTTPException(status_code=400, detail="send confirm: true to apply the plan")
+    try:
+        return to_json(apply_fixes(console_state(request).store, run_id, user.name, ids))
+    except ActionRefusedError as exc:
+        raise _refused(exc) from exc
+
+
+@router.get("/users", summary="Users and tokens (admin)")
+def users(request: Request, user: Caller) -> Any:
+    """Users and tokens (admin)."""
+    _need(user, "admin")
+    return to_json(list_users(console_state(request).store))
+
+
+@router.post("/users", summary="Add a user (admin)", status_code=201)
+def add_user(request: Request, user: Caller, name: Annotated[str, Body()], role: Annotated[str, Body()],
+             password: Annotated[str, Body()]) -> Any:  # fmt: skip
+    """Add a user (admin)."""
+    _need(user, "admin")
+    store = console_state(request).store
+    try:
+        created = create_user(store, name, role, password)
+    except InputError as exc:
+        audit(store, user.name, "user.add", name, f"refused: {exc}", role=role)
+        raise _refused(exc) from exc
+    audit(store, user.name, "user.add", name, "ok", role=role)
+    return to_json(created)
 
 
 def create_api_app(state: ConsoleState) -> FastAPI:
@@ -258,6 +283,5 @@ def create_api_app(state: ConsoleState) -> FastAPI:
     app = FastAPI(title="loyalty-connector API", version="1", docs_url=None, redoc_url=None)
     app.state.console = state
     app.add_api_route("/health", _health, methods=["GET"], summary="Service and database up (no login)")
-    _reads(app)
-    _writes(app)
+    app.include_router(router)
     return app

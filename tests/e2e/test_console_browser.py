@@ -27,7 +27,7 @@ from connector.store.failures import FailedItems
 from connector.store.tables import FailedItem
 from connector.web.auth import create_user
 from connector.web.console import install_console
-from tests.connector.web.seed import ANNA, NOW, Seeded, console_config, seed
+from tests.connector.web.seed import ANNA, NOW, Seeded, cheap_hashes, console_config, seed
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
@@ -58,8 +58,9 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     path = tmp_path_factory.mktemp("console") / "state.db"
     store = open_store(f"sqlite:///{path}")
-    for name, role in (("vera", "viewer"), ("oleg", "operator")):
-        create_user(store, name, role, _PASSWORD)
+    with cheap_hashes():
+        for name, role in (("vera", "viewer"), ("oleg", "operator")):
+            create_user(store, name, role, _PASSWORD)
     seeded = seed(store)
     app = FastAPI()
     install_console(app, console_config(f"sqlite:///{path}"), store, clock=lambda: NOW, probe_systems=False)

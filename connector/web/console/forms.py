@@ -18,10 +18,20 @@ from connector.errors import InputError
 from connector.store.tables import USER_ROLES, User
 
 from ..auth import UserInfo, authenticate, create_user, list_users, set_locale, set_role
+from ..i18n import LOCALES
 from . import queries as q
 from .actions import ActionRefusedError, apply_fixes, audit, retry_failure, retry_failures, skip_failure
 from .routes import parse_date
-from .web import PRE_LOGIN_COOKIE, SESSION_COOKIE, checked_form, console_state, page_user, render, require
+from .web import (
+    LANG_COOKIE,
+    PRE_LOGIN_COOKIE,
+    SESSION_COOKIE,
+    checked_form,
+    console_state,
+    page_user,
+    render,
+    require,
+)
 
 __all__ = ["router"]
 
@@ -52,6 +62,9 @@ def _login_page(request: Request, error: str | None = None, status_code: int = 2
         request, "login.html", None, status_code, prelogin=nonce, error=error, next_page=next_page
     )
     response.set_cookie(PRE_LOGIN_COOKIE, nonce, httponly=True, samesite="strict", path="/")
+    if request.query_params.get("lang") in LOCALES:
+        # Before sign-in the language is the browser's choice; afterwards the user's own setting wins.
+        response.set_cookie(LANG_COOKIE, request.query_params["lang"], samesite="strict", path="/")
     return response
 
 

@@ -32,6 +32,8 @@ from ..i18n import Translator, translator
 
 __all__ = [
     "CSRF_FIELD",
+    "CSRF_HEADER",
+    "LANG_COOKIE",
     "PRE_LOGIN_COOKIE",
     "SESSION_COOKIE",
     "ConsoleState",
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 SESSION_COOKIE = "lc_session"
+LANG_COOKIE = "lc_lang"
 PRE_LOGIN_COOKIE = "lc_prelogin"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -172,7 +175,7 @@ def _iso_date(t: Translator) -> Callable[[Any], str]:
 
 
 def _translator(request: Request, user: UserInfo | None) -> Translator:
-    locale = user.locale if user else request.cookies.get("lc_lang") or request.query_params.get("lang")
+    locale = user.locale if user else request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
     return translator(locale, console_state(request).config.timezone)
 
 

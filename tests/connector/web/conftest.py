@@ -15,7 +15,7 @@ from connector.store import Store, open_store
 from connector.web.auth import create_user
 from connector.web.console import ConsoleState, install_console
 
-from .seed import NOW, Seeded, console_config, seed
+from .seed import NOW, Seeded, cheap_hashes, console_config, seed
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2 instead of httpx; the client works the same for these tests.
@@ -29,7 +29,7 @@ PASSWORD = "correct horse battery"
 def _template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Seeded]:
     # Migrating and hashing three passwords takes seconds: done once, then the file is copied per test.
     path = tmp_path_factory.mktemp("template") / "state.db"
-    with open_store(f"sqlite:///{path}") as opened:
+    with open_store(f"sqlite:///{path}") as opened, cheap_hashes():
         for name, role in (("vera", "viewer"), ("oleg", "operator"), ("alla", "admin")):
             create_user(opened, name, role, PASSWORD)
         seeded = seed(opened)
