@@ -58,7 +58,12 @@ def _window(world: World) -> dict[str, object]:
 @pytest.mark.parametrize("sandbox", [1, 2, 3, 4, 5, RANDOM_SEED], indirect=True)
 def test_reconcile_reports_exactly_the_answer_key(sandbox: tuple[World, ConnectorConfig]) -> None:
     world, config = sandbox
-    result = reconcile(config, **_window(world))  # type: ignore[arg-type]
+    steps: dict[str, tuple[int, int]] = {}
+    result = reconcile(config, progress=lambda step, done, total: steps.update({step: (done, total)}),
+                       **_window(world))  # type: ignore[arg-type]  # fmt: skip
+    assert steps == {"evotor: receipts": (2, 2), "onec: receipts": (2, 2), "crm: ledger": (1, 1),
+                     "onec: ledger": (1, 1)}  # fmt: skip
+    assert result.documents_compared["evotor"] == len(world.receipts)
     found, expected = _found(result), _key(world)
     assert {kind for kind, *_ in expected} >= FIXED  # every fixable kind is injected
     assert found - expected == set(), "false positives"
