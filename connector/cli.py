@@ -38,6 +38,7 @@ _GROUPS: dict[str, str] = {
     "runs": "connector.commands.runs",
     "failures": "connector.commands.failures",
     "users": "connector.commands.users",
+    "bench": "connector.commands.bench",
 }
 # Single commands: name -> "module:function".
 _COMMANDS: dict[str, str] = {
