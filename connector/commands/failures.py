@@ -67,7 +67,7 @@ def list_failures(
         table.add_column(column)
     for item in items:
         table.add_row(*_row(item))
-    Console(highlight=False).print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -84,7 +84,7 @@ def show(
     if output == "json":
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    console = Console(highlight=False)
+    console = _console()
     for key, value in data.items():
         shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
         console.print(f"{key:>16}: {shown if shown is not None else '-'}", markup=False)
@@ -117,3 +117,11 @@ def skip(
         for item_id in item_ids:
             items.skip(item_id, by=who, reason=reason)
     typer.echo(f"{len(item_ids)} item(s) skipped by {who}: {reason}")
+
+
+def _console() -> Console:
+    # Piped into a file or a ticket, a table is not cut to 80 columns.
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 200
+    return console

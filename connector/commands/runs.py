@@ -83,7 +83,7 @@ def list_runs(
         duration = f"{run.duration_s:.1f}" if run.duration_s is not None else "-"
         table.add_row(str(run.id), run.kind, run.status, run.started_at.strftime("%Y-%m-%d %H:%M:%S"), duration,
                       *(str(totals[name]) for name in COUNTS))  # fmt: skip
-    Console(highlight=False).print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -99,7 +99,7 @@ def show(
     if output == "json":
         typer.echo(json.dumps(run_json(run, counts=True), ensure_ascii=False, indent=2))
         return
-    console = Console(highlight=False)
+    console = _console()
     duration = f"{run.duration_s:.1f} s" if run.duration_s is not None else "running"
     console.print(f"run {run.id} ({run.kind}): {run.status}, {duration}, started {run.started_at.isoformat()}",
                   markup=False)  # fmt: skip
@@ -113,3 +113,11 @@ def show(
         for store, figures in sorted(stores.items()):
             table.add_row(system, store or "-", *(str(figures.get(name, 0)) for name in COUNTS))
     console.print(table)
+
+
+def _console() -> Console:
+    # Piped into a file or a ticket, a table is not cut to 80 columns.
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 200
+    return console

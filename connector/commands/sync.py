@@ -99,7 +99,7 @@ def sync(
     if output == "json":
         typer.echo(json.dumps(report_json(report), ensure_ascii=False, indent=2))
     else:
-        Console(highlight=False).print(_table(report))
+        _console().print(_table(report))
     if report.failed_open:
         Console(stderr=True, highlight=False).print(
             f"{report.failed_open} failed item(s) left ({report.failed_now} from this run): "
@@ -107,3 +107,11 @@ def sync(
             markup=False,
         )
         raise typer.Exit(1)
+
+
+def _console() -> Console:
+    # Piped into a file or a ticket, a table is not cut to 80 columns.
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 200
+    return console

@@ -173,12 +173,26 @@ def _run(config: ConnectorConfig, store: Store, workers: int, scope: SyncScope) 
     except ConnectorError as exc:
         ctx.runs.finish(ctx.run_id, "error", ctx.plain_counts(), error=str(exc))
         raise
-    failed_now = len([item for item in ctx.failures.list() if item.run_id == ctx.run_id])
+    failed_now = _count_failed(ctx)
     failed_open = ctx.failures.count_open()
     counts = ctx.plain_counts()
     ctx.runs.finish(ctx.run_id, "failed_items" if failed_open else "ok", counts)
     return SyncReport(ctx.run_id, counts, failed_open, failed_now, partitions,
                       round(time.monotonic() - started, 3), _totals(counts))  # fmt: skip
+
+
+def _count_failed(ctx: SyncContext) -> int:
+    """Count this run's items still open: under the source system for a pull, the target for a write."""
+    left = [item for item in ctx.failures.list(limit=1_000_000) if item.run_id == ctx.run_id]
+    for item in left:
+        route = item.route or ""
+        system = (
+            item.system
+            if ":" not in route or route.startswith(("pull:", "webhook:"))
+            else route.split("->")[-1].split(":")[0]
+        )
+        ctx.count(system, item.store, "failed")
+    return len(left)
 
 
 def _totals(counts: dict[str, dict[str, dict[str, int]]]) -> dict[str, int]:
@@ -342,7 +356,6 @@ def _plan(ctx: SyncContext, route: Route, entry: JournalEntry) -> list[PlannedWr
     except Exception as exc:  # one document's error never stops the partition
         ctx.fail(failure_for(entry.ref.system, route_name(route), exc, document=entry.ref, store=entry.store,
                              business_date=entry.business_date, payload=entry.canonical), exc)  # fmt: skip
-        ctx.count(route.to, entry.store, "failed")
         return []
     if not planned:
         ctx.resolve(entry.ref, route_name(route))

@@ -143,7 +143,6 @@ def _park_unmapped(
                           payload=record.payload)  # fmt: skip
     ctx.fail(failure, error)
     report.failed += 1
-    ctx.count(record.system, record.store, "failed")
 
 
 def _place(ctx: SyncContext, posting: Posting) -> tuple[str | None, date | None]:
@@ -214,7 +213,6 @@ def run_pulls(ctx: SyncContext, windows: Iterable[Window], *, advance: bool, wor
             except ConnectorError as exc:
                 ctx.fail(failure_for(window.system, f"pull:{window.system}", exc, document=None,
                                      store=window.store or None), exc)  # fmt: skip
-                ctx.count(window.system, window.store, "failed")
     return total
 
 

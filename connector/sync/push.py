@@ -155,4 +155,3 @@ def _park(ctx: SyncContext, route: Route, write: PlannedWrite, error: BaseExcept
                     business_date=write.business_date, payload=write.payload),
         error,
     )  # fmt: skip
-    ctx.count(route.to, write.store, "failed")
