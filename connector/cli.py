@@ -48,6 +48,7 @@ _COMMANDS: dict[str, str] = {
     "map": "connector.commands.map:map_command",
     "reconcile": "connector.commands.reconcile:reconcile_command",
     "sync": "connector.commands.sync:sync",
+    "serve": "connector.commands.serve:serve",
 }
 
 

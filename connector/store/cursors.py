@@ -28,13 +28,31 @@ class Cursors:
 
     def get(self, system: str, stream: str, store: str = "") -> datetime | None:
         """The watermark (aware, UTC), or None when the stream was never pulled."""
+        value = self.get_text(system, stream, store)
+        return datetime.fromisoformat(value) if value else None
+
+    def get_text(self, system: str, stream: str, store: str = "") -> str | None:
+        """An opaque watermark (a cursor, a journal id), or None."""
         with self._sessions() as session:
-            value = session.scalars(
+            return session.scalars(
                 select(SyncCursor.watermark).where(
                     SyncCursor.system == system, SyncCursor.stream == stream, SyncCursor.store == store
                 )
             ).first()
-        return datetime.fromisoformat(value) if value else None
+
+    def set_text(self, system: str, stream: str, value: str, store: str = "") -> None:
+        """Set an opaque watermark (it is the caller's to move only forward)."""
+        with self._sessions.begin() as session:
+            row = session.scalars(
+                select(SyncCursor)
+                .where(SyncCursor.system == system, SyncCursor.stream == stream, SyncCursor.store == store)
+                .with_for_update()
+            ).first()
+            if row is None:
+                session.add(SyncCursor(system=system, stream=stream, store=store, watermark=value,
+                                       updated_at=utc_now()))  # fmt: skip
+            else:
+                row.watermark, row.updated_at = value, utc_now()
 
     def advance(self, system: str, stream: str, store: str, watermark: datetime) -> None:
         """Move the watermark forward to ``watermark`` (never back: an older value is ignored)."""

@@ -23,6 +23,7 @@ from adapters.base import RawRecord
 from connector.config import ConnectorConfig, Route
 from connector.errors import ConnectorError
 from connector.logs import get_logger
+from connector.model import DocRef
 from connector.store import Store, open_store
 from connector.store.failures import FailedRecord
 from connector.store.journal import JournalEntry
@@ -64,13 +65,15 @@ class SyncScope:
     date_from: date | None = None
     date_to: date | None = None
     stores: tuple[str, ...] | None = None
+    documents: tuple[tuple[str, str], ...] = ()
+    """(store, document id) pairs to fetch and sync, as the webhook intake hands them over."""
 
     @property
     def kind(self) -> Literal["incremental", "rerun_failed", "document", "window"]:
         """Which of the four scopes this is."""
         if self.rerun_failed:
             return "rerun_failed"
-        if self.document is not None:
+        if self.document is not None or self.documents:
             return "document"
         if self.date_from is not None or self.date_to is not None:
             return "window"
@@ -84,6 +87,7 @@ class SyncScope:
             "from": self.date_from.isoformat() if self.date_from else None,
             "to": self.date_to.isoformat() if self.date_to else None,
             "stores": list(self.stores) if self.stores else None,
+            "documents": [document for _, document in self.documents] or None,
         }
 
 
@@ -270,19 +274,28 @@ def _pull(ctx: SyncContext, system: str, scope: SyncScope, workers: int) -> Pull
 
 
 def _pull_document(ctx: SyncContext, system: str, scope: SyncScope) -> PullReport:
-    """Fetch the one document again where the source can (Evotor by store and id), else use the journal."""
-    assert scope.document is not None
+    """Fetch the documents again where the source can (Evotor, by store and id), else use the journal."""
     report = PullReport()
-    journaled = [entry for entry in ctx.journal.find(scope.document) if entry.ref.system == system]
-    store = scope.stores[0] if scope.stores else next((e.store for e in journaled if e.store), None)
+    wanted = list(scope.documents)
+    if scope.document is not None:
+        journaled = [entry for entry in ctx.journal.find(scope.document) if entry.ref.system == system]
+        store = scope.stores[0] if scope.stores else next((e.store for e in journaled if e.store), None)
+        wanted.append((store or "", scope.document))
+        report.days |= {
+            (entry.store or "", entry.business_date) for entry in journaled if entry.business_date
+        }
     adapter = ctx.adapter(system)
-    if store and hasattr(adapter, "document"):
-        record = adapter.document(store, scope.document)
-        report.fetched += 1
-        ctx.count(system, store, "fetched")
-        journal_record(ctx, record, report)
-        return report
-    report.days |= {(entry.store or "", entry.business_date) for entry in journaled if entry.business_date}
+    for store, document_id in wanted:
+        if store and hasattr(adapter, "document"):
+            try:
+                record = adapter.document(store, document_id)
+            except ConnectorError as exc:
+                ref = DocRef(system=system, kind="document", id=document_id)
+                ctx.fail(failure_for(system, f"pull:{system}", exc, document=ref, store=store), exc)
+                continue
+            report.fetched += 1
+            ctx.count(system, store, "fetched")
+            journal_record(ctx, record, report)
     return report
 
 
@@ -303,7 +316,9 @@ def _remap_failed_pulls(ctx: SyncContext, items: Iterable[FailedRecord]) -> dict
 
 
 def _only_documents(scope: SyncScope) -> set[str] | None:
-    return {scope.document} if scope.document is not None else None
+    if scope.kind != "document":
+        return None
+    return {document for _, document in scope.documents} | ({scope.document} if scope.document else set())
 
 
 def _partitions(

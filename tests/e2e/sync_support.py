@@ -22,7 +22,12 @@ from connector.sandbox.answer_key import canonical_documents, load_world_program
 from connector.sandbox.server import CRM_API_KEY, EVOTOR_TOKEN, ONEC_PASSWORD, ONEC_USER
 from connector.sandbox.world import World
 
+WEBHOOK_TOKEN = "test-webhook-token"
+WEBHOOK_SECRET = "test-webhook-secret"
+
 __all__ = [
+    "WEBHOOK_SECRET",
+    "WEBHOOK_TOKEN",
     "business_days",
     "crm_comments",
     "expected_keys",
@@ -67,7 +72,8 @@ def write_config(
         "program": program,
         "systems": {
             "evotor": {"adapter": "evotor", "base_url": f"{base_url}/evotor", "token": EVOTOR_TOKEN,
-                       "mapping": "evotor/v2"},
+                       "mapping": "evotor/v2",
+                       "options": {"webhook_token": WEBHOOK_TOKEN, "webhook_secret": WEBHOOK_SECRET}},
             "onec": {"adapter": "onec", "base_url": f"{base_url}/1c/ut/odata/standard.odata", "user": ONEC_USER,
                      "password": ONEC_PASSWORD, "mapping": "onec/ut11",
                      "options": {"store_ids": {s.id: s.onec_store_ref for s in world.stores}}},
