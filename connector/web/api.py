@@ -247,8 +247,9 @@ def fixes(request: Request, run_id: int, user: Caller, confirm: Annotated[bool, 
     _need(user, "operator")
     if not confirm:
         raise HTTPException(status_code=400, detail="send confirm: true to apply the plan")
+    state = console_state(request)
     try:
-        return to_json(apply_fixes(console_state(request).store, run_id, user.name, ids))
+        return to_json(apply_fixes(state.store, state.config, run_id, user.name, ids))
     except ActionRefusedError as exc:
         raise _refused(exc) from exc
 

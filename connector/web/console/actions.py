@@ -2,9 +2,10 @@
 
 Failed items move through :class:`connector.store.failures.FailedItems` (the same state machine the CLI's
 ``failures retry|skip`` uses): a retry marks the item ``retried`` and the next sync works on it; a skip records
-who and why. Fixes are applied by :func:`apply_fixes`: each automatic fix of an open discrepancy is recorded in
-the outbox under its idempotency key (the next sync pushes it), a :class:`~connector.store.tables.Fix` row says
-who applied it and when, and the discrepancy becomes ``fixed``. Applying twice writes nothing new.
+who and why. Fixes are applied by :func:`apply_fixes` through the reconciliation engine
+(:func:`connector.reconcile.apply_fixes`): each automatic fix of an open discrepancy is recorded in the outbox
+under its idempotency key and written to its target, its :class:`~connector.store.tables.Fix` is stamped with
+who and when, and the discrepancy becomes ``fixed``. Applying twice writes nothing new.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import requests
 from sqlalchemy import select
 
+from connector.config import ConnectorConfig
+from connector.discrepancies import Discrepancy as ReconcileDiscrepancy
+from connector.discrepancies import FixAction, ReconcileResult
 from connector.errors import ConnectorError, InputError
+from connector.reconcile import apply_fixes as apply_planned
 from connector.store import Store
 from connector.store.failures import FailedItems, FailedRecord
-from connector.store.tables import AuditEntry, Discrepancy, Fix, utc_now
+from connector.store.tables import AuditEntry, Discrepancy, Run
 
 from .queries import FailureFilter, failures
 
@@ -97,52 +103,68 @@ def retry_failures(store: Store, where: FailureFilter, who: str) -> list[int]:
 
 @dataclass(frozen=True)
 class FixOutcome:
-    """What applying a fix plan did: discrepancies fixed now, already fixed before, and manual ones left."""
+    """What applying a run's fix plan did: outbox keys written now, written before, failed (key → reason), and
+    the discrepancies left to a person."""
 
-    applied: list[int]
-    already: list[int]
+    written: list[str]
+    already: list[str]
+    failed: dict[str, str]
     manual: list[int]
 
-
-def _apply_one(store: Store, row: Discrepancy, who: str) -> str:
-    plan = row.fix or {}
-    if plan.get("action", "manual") == "manual" or not plan.get("key") or not plan.get("target"):
-        return "manual"
-    if row.state != "open":
-        return "already"
-    store.outbox.record(plan["key"], plan["target"], plan["action"], plan.get("payload") or {})
-    with store.transaction() as session:
-        current = session.get(Discrepancy, row.id)
-        if current is None or current.state != "open":
-            return "already"
-        current.state = "fixed"
-        session.add(
-            Fix(
-                discrepancy_id=row.id, plan=plan, outbox_key=plan["key"], applied_by=who, applied_at=utc_now()
-            )
-        )
-    return "applied"
+    def summary(self) -> str:
+        """One line for the audit log."""
+        head = "ok" if not self.failed else f"failed: {len(self.failed)} write(s)"
+        return f"{head}: {len(self.written)} written, {len(self.already)} already there, {len(self.manual)} manual"
 
 
-def apply_fixes(store: Store, run_id: int, who: str, ids: Sequence[int] | None = None) -> FixOutcome:
-    """Apply the automatic fixes of a reconciliation run (all open ones, or only ``ids``).
+def _as_discrepancy(row: Discrepancy) -> ReconcileDiscrepancy:
+    fix = row.fix or {}
+    action = FixAction(fix.get("action", "manual"), fix.get("target"), fix.get("key"), fix.get("payload"),
+                       fix.get("description", ""))  # fmt: skip
+    return ReconcileDiscrepancy(row.kind, row.store, row.business_date, dict(row.refs or {}), row.expected,
+                                row.actual, row.delta, action)  # fmt: skip
 
-    Raises:
-        ActionRefusedError: the run has no such discrepancies, or the outbox refused a write (same key, other payload).
-    """
-    query = select(Discrepancy).where(Discrepancy.run_id == run_id)
+
+def _result_of(run: Run, rows: list[Discrepancy]) -> ReconcileResult:
+    days = [row.business_date for row in rows if row.business_date is not None] or [run.started_at.date()]
+    stores = sorted({row.store for row in rows if row.store})
+    return ReconcileResult(
+        min(days), max(days), stores, [_as_discrepancy(row) for row in rows], run_id=run.id
+    )
+
+
+def _open_rows(store: Store, run_id: int, ids: Sequence[int] | None) -> tuple[Run | None, list[Discrepancy]]:
+    query = select(Discrepancy).where(Discrepancy.run_id == run_id, Discrepancy.state == "open")
     if ids is not None:
         query = query.where(Discrepancy.id.in_(list(ids)))
     with store.session() as session:
-        rows = list(session.scalars(query.order_by(Discrepancy.id)))
-    if not rows:
+        return session.get(Run, run_id), list(session.scalars(query.order_by(Discrepancy.id)))
+
+
+def apply_fixes(
+    store: Store,
+    config: ConnectorConfig,
+    run_id: int,
+    who: str,
+    ids: Sequence[int] | None = None,
+    *,
+    session: requests.Session | None = None,
+) -> FixOutcome:
+    """Apply the automatic fixes of a reconciliation run's open discrepancies (all, or only ``ids``).
+
+    The writes go through :func:`connector.reconcile.apply_fixes`, the same path as ``reconcile --fix --apply``:
+    recorded in the outbox under their keys first, written to the targets, and the fixes stamped with ``who``.
+
+    Raises:
+        ActionRefusedError: the run has no open discrepancy (among ``ids``) with an automatic fix.
+    """
+    run, rows = _open_rows(store, run_id, ids)
+    manual = [row.id for row in rows if (row.fix or {}).get("action", "manual") == "manual"]
+    if run is None or len(manual) == len(rows):
         audit(store, who, "reconcile.apply_fixes", f"run:{run_id}", "refused: nothing to apply")
-        raise ActionRefusedError(f"run {run_id} has no such discrepancies", field="run_id")
-    done: dict[str, list[int]] = {"applied": [], "already": [], "manual": []}
-
-    def work() -> FixOutcome:
-        for row in rows:
-            done[_apply_one(store, row, who)].append(row.id)
-        return FixOutcome(done["applied"], done["already"], done["manual"])
-
-    return _audited(store, who, "reconcile.apply_fixes", f"run:{run_id}", work, applied=done["applied"])
+        raise ActionRefusedError(f"run {run_id} has no open discrepancies to fix automatically", field="run_id")
+    report = apply_planned(config, _result_of(run, rows), store, session=session, who=who)
+    outcome = FixOutcome(list(report.written), list(report.already), dict(report.failed), manual)
+    audit(store, who, "reconcile.apply_fixes", f"run:{run_id}", outcome.summary(),
+          written=outcome.written, failed=sorted(outcome.failed))  # fmt: skip
+    return outcome

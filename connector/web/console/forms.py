@@ -194,11 +194,14 @@ def fix_apply(request: Request, run_id: int, user: Viewer, form: Form) -> Respon
     base = f"{request.scope.get('root_path', '')}/reconciliations/{run_id}"
     if _text(form, "confirm") != "yes":
         return RedirectResponse(f"{base}/fix?msg=confirm", status_code=303)
+    state = console_state(request)
     try:
-        apply_fixes(console_state(request).store, run_id, user.name)
+        outcome = apply_fixes(state.store, state.config, run_id, user.name)
     except ActionRefusedError:
         return RedirectResponse(f"{base}?msg=refused", status_code=303)
-    return RedirectResponse(f"{base}?msg=fixes_applied", status_code=303)
+    return RedirectResponse(
+        f"{base}?msg={'fixes_failed' if outcome.failed else 'fixes_applied'}", status_code=303
+    )
 
 
 @router.get("/users")

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
+from adapters.base import WriteResult
+from connector.errors import RemoteError
+from connector.model import Posting
+from connector.reconcile import fixes as fixes_module
 from connector.store import Store, open_store
 from connector.web.auth import create_user
 from connector.web.console import ConsoleState, install_console
@@ -81,3 +85,26 @@ def login(client: TestClient, name: str, password: str = PASSWORD) -> str:
     answer = client.post("/console/login", data={"name": name, "password": password, "csrf_token": token})
     assert answer.status_code == 200, answer.text[:500]
     return csrf_of(answer.text)
+
+
+class RecordingTarget:
+    """The CRM as the fix writer sees it: keeps each posting written under its key, once."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, Posting] = {}
+        self.fail = False
+
+    def write_posting(self, posting: Posting, key: str) -> WriteResult:
+        if self.fail:
+            raise RemoteError("the CRM answered 503", system="crm")
+        created = key not in self.kept
+        self.kept.setdefault(key, posting)
+        return WriteResult(key, f"op-{len(self.kept)}", created)
+
+
+@pytest.fixture
+def crm(monkeypatch: pytest.MonkeyPatch) -> RecordingTarget:
+    """Fixes applied from the console are written to this recording target instead of a real CRM."""
+    target = RecordingTarget()
+    monkeypatch.setattr(fixes_module, "build_adapter", lambda _name, _config, session=None: target)
+    return target

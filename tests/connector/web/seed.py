@@ -16,11 +16,12 @@ from decimal import Decimal
 from argon2 import PasswordHasher
 
 from connector.config import ConnectorConfig
-from connector.model import Customer, DocRef, Line, Payment, Posting, Sale, dump_document
+from connector.discrepancies import Discrepancy, FixAction, ReconcileResult
+from connector.model import Customer, DocRef, Line, Payment, Posting, Sale, dump_document, dump_posting
+from connector.reconcile.persist import save_result
 from connector.store import Store
 from connector.store.tables import (
     CrossRef,
-    Discrepancy,
     FailedItem,
     JournalDocument,
     Lease,
@@ -138,6 +139,20 @@ def _accrual(sale: Sale, points: str, ref_id: str | None) -> Posting:
     )  # fmt: skip
 
 
+def _findings(anna: Sale) -> list[Discrepancy]:
+    """What the nightly reconciliation found: Anna's accrual missing in the CRM, and Boris's balance off by 1."""
+    posting = _accrual(anna, "61.00", None)
+    fix = FixAction("post_posting", "crm", f"crm:{posting.key}", dump_posting(posting),
+                    "post the missing accrual of 61.00 points to crm")  # fmt: skip
+    manual = FixAction("manual", None, None, None, "check the balance in crm by hand")
+    return [
+        Discrepancy("missing_accrual", "msk-1", anna.business_date, {"evotor": anna.ref.id, "account": ANNA},
+                    Decimal("61.00"), None, Decimal("-61.00"), fix),
+        Discrepancy("balance_mismatch", None, anna.business_date, {"account": BORIS, "crm": "acc-77"},
+                    Decimal("40.00"), Decimal("41.00"), Decimal("1.00"), manual),
+    ]  # fmt: skip
+
+
 def _runs(store: Store) -> tuple[int, int]:
     with store.transaction() as tx:
         sync = Run(kind="sync", started_at=NOW - timedelta(hours=7), finished_at=NOW - timedelta(hours=7) + timedelta(minutes=2),
@@ -190,24 +205,16 @@ def seed(store: Store) -> Seeded:
             next_attempt_at=NOW + timedelta(minutes=4), created_at=NOW - timedelta(hours=7), updated_at=NOW,
         )  # fmt: skip
         tx.add_all([item, boris_to_onec])
-        fix = {"action": "post_posting", "target": "crm", "key": f"crm:evotor:{anna.ref.id}:accrual",
-               "payload": _accrual(anna, "61.00", None).model_dump(mode="json"),
-               "description": "post the missing accrual of 61.00 points to crm"}  # fmt: skip
-        manual = {"action": "manual", "target": None, "key": None, "payload": None,
-                  "description": "check the balance in crm by hand"}  # fmt: skip
         tx.add_all([
-            Discrepancy(run_id=nightly_id, kind="missing_accrual", store="msk-1", business_date=anna.business_date,
-                        refs={"evotor": anna.ref.id, "account": ANNA}, expected="61.00", actual=None,
-                        delta=Decimal("-61.00"), fix=fix),
-            Discrepancy(run_id=nightly_id, kind="balance_mismatch", store=None, business_date=anna.business_date,
-                        refs={"account": BORIS, "crm": "acc-77"}, expected="40.00", actual="41.00",
-                        delta=Decimal("1.00"), fix=manual),
             Lease(name="scheduler:sync", holder="connector-01:4242", expires_at=NOW + timedelta(minutes=5)),
             SyncCursor(system="evotor", stream="receipts", store="msk-1", watermark="2026-11-19T12:30:00Z",
                        updated_at=NOW - timedelta(hours=7)),
         ])  # fmt: skip
         tx.flush()
         item_id, boris_id = item.id, boris_to_onec.id
+    save_result(
+        store, nightly_id, ReconcileResult(anna.business_date, anna.business_date, ["msk-1"], _findings(anna))
+    )
     read_from_crm = _accrual(boris, "40.00", "op-5511").model_copy(update={"key": "crm:op-5511"})
     store.ledger.append_many([_accrual(boris, "40.00", None), read_from_crm])
     return Seeded(item_id, boris_id, sync_id, nightly_id, anna.ref.id)

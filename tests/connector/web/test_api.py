@@ -7,7 +7,7 @@ import pytest
 from connector.store import Store
 from connector.web.auth import issue_token
 
-from .conftest import TestClient, csrf_of, login
+from .conftest import RecordingTarget, TestClient, csrf_of, login
 from .seed import ANNA, BORIS, Seeded
 
 
@@ -89,14 +89,21 @@ def test_skip_needs_a_reason(client: TestClient, store: Store, seeded: Seeded) -
     )
 
 
-def test_fixes_need_confirmation_and_apply_once(client: TestClient, store: Store, seeded: Seeded) -> None:
+def test_fixes_need_confirmation_and_apply_once(
+    client: TestClient, store: Store, seeded: Seeded, crm: RecordingTarget
+) -> None:
     headers = _bearer(store, "oleg")
     url = f"/api/v1/reconciliations/{seeded.reconcile_run}/fixes"
     assert client.post(url, json={"confirm": False}, headers=headers).status_code == 400
     first = client.post(url, json={"confirm": True}, headers=headers).json()
-    second = client.post(url, json={"confirm": True}, headers=headers).json()
-    assert (len(first["applied"]), len(first["manual"])) == (1, 1)
-    assert (second["applied"], second["already"]) == ([], first["applied"])
+    assert first == {
+        "written": [f"crm:evotor:{seeded.anna_sale}:accrual"],
+        "already": [],
+        "failed": {},
+        "manual": [2],
+    }
+    assert client.post(url, json={"confirm": True}, headers=headers).status_code == 409
+    assert len(crm.kept) == 1
 
 
 def test_bulk_retry_by_filter(client: TestClient, store: Store, seeded: Seeded) -> None:

@@ -9,7 +9,8 @@ from connector.store import Store
 from connector.store.tables import AuditEntry
 from connector.web.console.actions import ActionRefusedError, apply_fixes, retry_failure, skip_failure
 
-from ..seed import Seeded
+from ..conftest import RecordingTarget
+from ..seed import Seeded, console_config
 
 
 def _outcomes(store: Store) -> list[tuple[str, str, str]]:
@@ -30,19 +31,25 @@ def test_a_refused_action_is_audited_as_refused(store: Store, seeded: Seeded) ->
     assert outcomes[2][2].startswith("refused: no failed item 999")
 
 
-def test_apply_fixes_writes_the_outbox_once_and_leaves_manual_ones(store: Store, seeded: Seeded) -> None:
-    first = apply_fixes(store, seeded.reconcile_run, "oleg")
-    second = apply_fixes(store, seeded.reconcile_run, "oleg")
-    assert len(first.applied) == 1
-    assert first.manual == second.manual
-    assert (second.applied, second.already) == ([], first.applied)
-    entry = store.outbox.get(f"crm:evotor:{seeded.anna_sale}:accrual")
-    assert entry is not None
-    assert (entry.operation, entry.state) == ("post_posting", "pending")
-    assert _outcomes(store)[0] == ("reconcile.apply_fixes", f"run:{seeded.reconcile_run}", "ok")
+def test_apply_fixes_writes_once_and_leaves_manual_ones(
+    store: Store, seeded: Seeded, crm: RecordingTarget
+) -> None:
+    config = console_config(str(store.engine.url))
+    key = f"crm:evotor:{seeded.anna_sale}:accrual"
+    first = apply_fixes(store, config, seeded.reconcile_run, "oleg")
+    assert (first.written, first.already, first.failed) == ([key], [], {})
+    assert len(first.manual) == 1
+    with pytest.raises(ActionRefusedError, match="no open discrepancies"):
+        apply_fixes(store, config, seeded.reconcile_run, "oleg", ids=[1])
+    assert list(crm.kept) == [key]
+    assert _outcomes(store)[0] == (
+        "reconcile.apply_fixes",
+        f"run:{seeded.reconcile_run}",
+        "ok: 1 written, 0 already there, 1 manual",
+    )
 
 
 def test_apply_fixes_of_an_unknown_run_is_refused(store: Store, seeded: Seeded) -> None:
     with pytest.raises(ActionRefusedError):
-        apply_fixes(store, 999, "oleg")
+        apply_fixes(store, console_config(str(store.engine.url)), 999, "oleg")
     assert _outcomes(store) == [("reconcile.apply_fixes", "run:999", "refused: nothing to apply")]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import select
 
 from connector.store import Store
 from connector.store.tables import AuditEntry, Discrepancy, FailedItem, Fix
 
-from ..conftest import PASSWORD, TestClient, csrf_of, login
+from ..conftest import PASSWORD, RecordingTarget, TestClient, csrf_of, login
 from ..seed import Seeded
 
 
@@ -146,28 +148,45 @@ def test_bulk_retry_needs_confirmation_and_queues_the_filtered_set(
 
 
 def test_fix_plan_is_applied_after_confirmation_once(
-    client: TestClient, store: Store, seeded: Seeded
+    client: TestClient, store: Store, seeded: Seeded, crm: RecordingTarget
 ) -> None:
+    key = f"crm:evotor:{seeded.anna_sale}:accrual"
     token = login(client, "oleg")
     plan = client.get(f"/console/reconciliations/{seeded.reconcile_run}/fix")
-    assert f"crm:evotor:{seeded.anna_sale}:accrual" in plan.text
+    assert key in plan.text
     client.post(f"/console/reconciliations/{seeded.reconcile_run}/fix", data={"csrf_token": token})
-    assert store.outbox.get(f"crm:evotor:{seeded.anna_sale}:accrual") is None, "not without the confirmation"
-    for _ in range(2):
-        client.post(
-            f"/console/reconciliations/{seeded.reconcile_run}/fix",
-            data={"csrf_token": token, "confirm": "yes"},
-        )
-    entry = store.outbox.get(f"crm:evotor:{seeded.anna_sale}:accrual")
+    assert store.outbox.get(key) is None, "not without the confirmation"
+    done = client.post(
+        f"/console/reconciliations/{seeded.reconcile_run}/fix", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert "Исправления записаны в системы." in done.text
+    again = client.post(
+        f"/console/reconciliations/{seeded.reconcile_run}/fix", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert "msg=refused" in str(again.url), "nothing open is left to fix"
+    assert list(crm.kept) == [key]
+    assert crm.kept[key].amount == Decimal("61.00")
+    entry = store.outbox.get(key)
     assert entry is not None
-    assert entry.target == "crm"
+    assert entry.state == "confirmed"
     with store.session() as session:
         states = dict(session.execute(select(Discrepancy.kind, Discrepancy.state)).all())
         fixes = list(session.scalars(select(Fix)))
     assert states == {"missing_accrual": "fixed", "balance_mismatch": "open"}
-    assert [(f.applied_by, f.outbox_key) for f in fixes] == [
-        ("oleg", f"crm:evotor:{seeded.anna_sale}:accrual")
-    ]
+    assert [(f.applied_by, f.outbox_key) for f in fixes] == [("oleg", key)]
+
+
+def test_a_fix_the_target_refuses_stays_open_and_says_so(
+    client: TestClient, store: Store, seeded: Seeded, crm: RecordingTarget
+) -> None:
+    crm.fail = True
+    token = login(client, "oleg")
+    page = client.post(
+        f"/console/reconciliations/{seeded.reconcile_run}/fix", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert "Часть исправлений не записана" in page.text
+    assert ("oleg", "reconcile.apply_fixes", f"run:{seeded.reconcile_run}",
+            "failed: 1 write(s): 0 written, 0 already there, 1 manual") in _audit(store)  # fmt: skip
 
 
 def test_admin_adds_a_user_operator_cannot(client: TestClient, store: Store) -> None:
