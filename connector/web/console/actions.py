@@ -162,7 +162,9 @@ def apply_fixes(
     manual = [row.id for row in rows if (row.fix or {}).get("action", "manual") == "manual"]
     if run is None or len(manual) == len(rows):
         audit(store, who, "reconcile.apply_fixes", f"run:{run_id}", "refused: nothing to apply")
-        raise ActionRefusedError(f"run {run_id} has no open discrepancies to fix automatically", field="run_id")
+        raise ActionRefusedError(
+            f"run {run_id} has no open discrepancies to fix automatically", field="run_id"
+        )
     report = apply_planned(config, _result_of(run, rows), store, session=session, who=who)
     outcome = FixOutcome(list(report.written), list(report.already), dict(report.failed), manual)
     audit(store, who, "reconcile.apply_fixes", f"run:{run_id}", outcome.summary(),
