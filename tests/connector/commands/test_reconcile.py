@@ -120,3 +120,27 @@ def test_html_report_to_a_file(capsys: pytest.CaptureFixture[str], config: Path,
     assert page.lstrip().lower().startswith("<!doctype html")
     assert "missing_accrual" in page
     assert "http://" not in page.replace("http://www.w3.org", "")  # self-contained: nothing to fetch
+
+
+@pytest.mark.slow
+def test_fix_apply_writes_once_and_the_next_run_finds_none_of_the_fixed_kinds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    window = ("--from", "2026-11-01", "--to", "2026-11-02")
+    with SandboxServer(SandboxOptions(seed=4, stores=2, days=2, receipts=10), rate_per_second=0) as own:
+        path = str(sandbox_config(own, tmp_path))
+        code, out, _ = run(capsys, *window, "--config", path, "--fix", "--apply")
+        assert code == 1
+        written = int(out.split("Applied: ")[1].split(" written")[0])
+        assert written >= 5
+        code, out, _ = run(capsys, *window, "--config", path, "--fix", "--apply")
+        assert "Applied: 0 written" in out
+        code, out, _ = run(capsys, *window, "--config", path, "--format", "json")
+    fixed = {
+        "missing_in_right",
+        "missing_accrual",
+        "accrual_mismatch",
+        "missing_reversal",
+        "duplicate_posting",
+    }
+    assert set(json.loads(out)["summary"]) & fixed == set()
