@@ -27,11 +27,24 @@ from connector.discrepancies import ReconcileResult
 from connector.errors import ConnectorError, InputError
 from connector.reconcile.compare import compare_snapshot
 from connector.reconcile.fixes import ApplyReport, apply_fixes, plan_fixes
+from connector.reconcile.model import DocRecord, LedgerEntry, LedgerSide, Snapshot
 from connector.reconcile.persist import cross_refs, finish_run, save_result, start_run
 from connector.reconcile.snapshot import Progress, involved_systems, load_snapshot, mirrors_of
 from connector.store import Store
 
-__all__ = ["ApplyReport", "Progress", "apply_fixes", "plan_fixes", "reconcile"]
+__all__ = [
+    "ApplyReport",
+    "DocRecord",
+    "LedgerEntry",
+    "LedgerSide",
+    "Progress",
+    "Snapshot",
+    "apply_fixes",
+    "compare_snapshot",
+    "load_snapshot",
+    "plan_fixes",
+    "reconcile",
+]
 
 
 def reconcile(
