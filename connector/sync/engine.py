@@ -231,7 +231,22 @@ def _routes(ctx: SyncContext, scope: SyncScope, workers: int) -> int:
             )
         processed += sum(done)
         _second_pass(ctx, route, ordered, held, only)
+    if scope.kind == "incremental":
+        _advance(ctx, pulled.values())
     return processed
+
+
+def _advance(ctx: SyncContext, reports: Iterable[PullReport]) -> None:
+    """Move each stream read completely to the end of its window — only now that every route has run.
+
+    Moved right after the pull, a crash before the writes would leave the window's partitions to nobody: the
+    next run would read from the new watermark on. Moved here, a crashed run's successor reads the window
+    again (unchanged documents cost a fetch, not a write) and finishes its partitions.
+    """
+    for report in reports:
+        for window in report.windows:
+            with ctx.writing():
+                ctx.cursors.advance(window.system, window.stream, window.store, window.until)
 
 
 def _second_pass(
@@ -270,7 +285,7 @@ def _pull(ctx: SyncContext, system: str, scope: SyncScope, workers: int) -> Pull
         incremental_window(ctx, system, stream, store)
         for stream, store in source_streams(ctx, system, stores)
     ]
-    return run_pulls(ctx, windows, advance=True, workers=workers)
+    return run_pulls(ctx, windows, advance=False, workers=workers)  # moved by _advance at the end of the run
 
 
 def _pull_document(ctx: SyncContext, system: str, scope: SyncScope) -> PullReport:

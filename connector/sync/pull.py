@@ -2,8 +2,8 @@
 
 A stream is (system, stream, store): ``documents`` of each store of a till or 1C system, ``operations`` of a
 CRM ledger (store ``""``). An incremental pull reads ``[watermark − lookback, now)`` — the lookback catches late
-till uploads and back-dated 1C documents — and moves the watermark to ``now`` only after every record of the
-window is journaled. A record's version is 1C's ``DataVersion`` or, where a system has none (Evotor), the hash
+till uploads and back-dated 1C documents; the engine moves the watermark to ``now`` only once the run has
+written every route of the window (see :func:`connector.sync.engine.run_sync`). A record's version is 1C's ``DataVersion`` or, where a system has none (Evotor), the hash
 of its raw payload; an unchanged version is not mapped again.
 
 A record that does not map is journaled raw and parked as a permanent failed item naming the system, the
