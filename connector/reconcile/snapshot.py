@@ -312,21 +312,32 @@ def _bonus_documents(adapter: Any, since: datetime, until: datetime) -> Iterator
         )
 
 
-def _record(document: Sale | Return, external_key: str | None) -> DocRecord:
+class _Shared:
+    """One instance per distinct value (stores, dates, skus, quantities): a million records repeat them."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        return self._seen.setdefault(value, value)
+
+
+def _record(document: Sale | Return, external_key: str | None, shared: _Shared) -> DocRecord:
+    lines = tuple(shared((shared(sku), shared(qty), amount)) for sku, qty, amount in line_signature(document))
     return DocRecord(
-        system=document.ref.system,
+        system=shared(document.ref.system),
         id=document.ref.id,
-        kind=document.type,
-        store=document.store,
-        business_date=document.business_date,
+        kind=shared(document.type),
+        store=shared(document.store),
+        business_date=shared(document.business_date),
         occurred_at=document.occurred_at,
         number=document.number,
         total=document.total,
         account=document.account,
-        lines=line_signature(document),
+        lines=lines,
         fiscal=(document.fiscal.fn, document.fiscal.fd) if document.fiscal else None,
         external_key=external_key,
-        status=document.status,
+        status=shared(document.status),
     )
 
 
@@ -405,7 +416,8 @@ def _read_documents(
 ) -> None:
     """One documents system into the snapshot: records always; canonical documents and spend when ``keep``."""
     documents = source.documents(name, snapshot.stores, since, until, categories)
-    snapshot.documents[name] = [_record(document, key) for document, key in documents]
+    shared = _Shared()
+    snapshot.documents[name] = [_record(document, key, shared) for document, key in documents]
     if keep:
         snapshot.canonical[name] = [document for document, _ in documents]
         if source.store is not None:
