@@ -31,8 +31,8 @@ __all__ = ["RECONCILE_TARGETS", "format_reconcile", "reconcile_targets", "run_re
 
 RECONCILE_TARGETS = {"speed_vs_duckdb": 0.5, "speed_vs_datacompy": 1.0, "ours_peak_rss_mb": 500.0}
 
-_EXPORT = f"""
-SELECT source_id AS id, json_extract(raw, '$.{KEY_FIELD}') AS key, store, business_date, number, total,
+_EXPORT = """
+SELECT source_id AS id, json_extract(raw, ?) AS key, store, business_date, number, total,
        account, json_extract(canonical, '$.lines') AS lines
 FROM documents WHERE system = ? AND business_date BETWEEN ? AND ?
 """
@@ -53,11 +53,11 @@ WHERE kind IS NOT NULL
 
 
 def _export(path: Path, first: str, last: str) -> tuple[Any, Any]:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     with sqlite3.connect(path) as connection:
-        left = pd.read_sql_query(_EXPORT, connection, params=("evotor", first, last))
-        right = pd.read_sql_query(_EXPORT, connection, params=("onec", first, last))
+        left = pd.read_sql_query(_EXPORT, connection, params=(f"$.{KEY_FIELD}", "evotor", first, last))
+        right = pd.read_sql_query(_EXPORT, connection, params=(f"$.{KEY_FIELD}", "onec", first, last))
     return left, right
 
 
@@ -87,7 +87,9 @@ def _datacompy(left: Any, right: Any) -> dict[str, int]:
     }
 
 
-def _result(rows: int, injected: dict[str, int], ours: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+def _result(
+    rows: int, injected: dict[str, int], ours: dict[str, Any], base: dict[str, Any]
+) -> dict[str, Any]:
     ours_s = round(ours["load_s"] + ours["compare_s"], 3)
     duckdb_s = round(base["export_s"] + base["duckdb_join_s"], 3)
     datacompy_s = round(base["export_s"] + base["datacompy_compare_s"], 3)
@@ -99,8 +101,11 @@ def _result(rows: int, injected: dict[str, int], ours: dict[str, Any], base: dic
         "duckdb_s": duckdb_s,
         "datacompy_s": datacompy_s,
         **base,
-        "rows_per_s": {"ours": round(rows / ours_s), "duckdb": round(rows / duckdb_s),
-                       "datacompy": round(rows / datacompy_s)},  # fmt: skip
+        "rows_per_s": {
+            "ours": round(rows / ours_s),
+            "duckdb": round(rows / duckdb_s),
+            "datacompy": round(rows / datacompy_s),
+        },
         "ours_peak_rss_mb": ours["peak_rss_mb"],
         "baselines_peak_rss_mb": peak_rss_mb(),
         "speed_vs_duckdb": round(duckdb_s / ours_s, 4),
@@ -114,7 +119,9 @@ def _result(rows: int, injected: dict[str, int], ours: dict[str, Any], base: dic
     }
 
 
-def run_reconcile_bench(*, rows: int = 1_000_000, seed: int = 7, directory: Path | None = None) -> dict[str, Any]:
+def run_reconcile_bench(
+    *, rows: int = 1_000_000, seed: int = 7, directory: Path | None = None
+) -> dict[str, Any]:
     """Run the reconciliation compare benchmark once; return the object ``bench reconcile --json`` prints.
 
     Args:

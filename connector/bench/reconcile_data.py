@@ -18,6 +18,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import insert
+
 from connector.store import Store
 from connector.store.tables import JournalDocument
 
@@ -76,7 +78,9 @@ def _receipt(rng: random.Random, index: int, stores: list[str], start: date, day
                     picked)  # fmt: skip
 
 
-def _canonical(system: str, ref_kind: str, receipt: _Receipt, lines: list[tuple[str, Decimal, Decimal]]) -> dict[str, Any]:
+def _canonical(
+    system: str, ref_kind: str, receipt: _Receipt, lines: list[tuple[str, Decimal, Decimal]]
+) -> dict[str, Any]:
     """The canonical JSON of a receipt, as :func:`connector.model.dump_document` writes it."""
     rendered = [
         {"line_no": n, "sku": sku, "name": None, "category": None, "quantity": f"{qty:.3f}",
@@ -84,7 +88,7 @@ def _canonical(system: str, ref_kind: str, receipt: _Receipt, lines: list[tuple[
         for n, (sku, qty, price) in enumerate(lines, start=1)
     ]  # fmt: skip
     total = f"{sum((qty * price for _, qty, price in lines), Decimal(0)):.2f}"
-    customer = None if receipt.account is None else {
+    customer: dict[str, Any] | None = None if receipt.account is None else {
         "phone": receipt.account, "card": None, "email": None, "name": None, "refs": {}}  # fmt: skip
     document: dict[str, Any] = {
         "ref": {"system": system, "kind": ref_kind, "id": receipt.id if system == "evotor" else ""},
@@ -99,7 +103,9 @@ def _canonical(system: str, ref_kind: str, receipt: _Receipt, lines: list[tuple[
     return document
 
 
-def _row(system: str, source_id: str, receipt: _Receipt, canonical: dict[str, Any], raw: Any) -> dict[str, Any]:
+def _row(
+    system: str, source_id: str, receipt: _Receipt, canonical: dict[str, Any], raw: Any
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
         "system": system, "kind": canonical["ref"]["kind"], "source_id": source_id, "store": receipt.store,
@@ -128,7 +134,7 @@ def _onec_side(rng: random.Random, receipt: _Receipt, change: str | None) -> dic
 def _rows(
     rows: int, differences: float, seed: int, stores: int, start: date, days: int, injected: Injected
 ) -> Iterator[dict[str, Any]]:
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  # reproducible benchmark data, not a secret
     store_ids = [_uuid(rng) for _ in range(stores)]
     missing = round(rows * differences * _SHARES["missing"])
     amounts = round(rows * differences * _SHARES["amount_mismatch"])
@@ -172,14 +178,13 @@ def seed_sides(
         The window and the injected counts per discrepancy kind.
     """
     injected = Injected(rows, start, start + timedelta(days=days - 1))
-    table = JournalDocument.__table__
     chunk: list[dict[str, Any]] = []
     with store.engine.begin() as connection:
         for row in _rows(rows, differences, seed, stores, start, days, injected):
             chunk.append(row)
             if len(chunk) >= _CHUNK:
-                connection.execute(table.insert(), chunk)
+                connection.execute(insert(JournalDocument), chunk)
                 chunk = []
         if chunk:
-            connection.execute(table.insert(), chunk)
+            connection.execute(insert(JournalDocument), chunk)
     return injected

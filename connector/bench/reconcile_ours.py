@@ -86,7 +86,14 @@ def _run(url: str, first: date, last: date) -> dict[str, Any]:
 
 def measure_in_child(url: str, first: date, last: date) -> dict[str, Any]:
     """Run the compare stage in a fresh interpreter; its result (baselines' memory not counted)."""
-    command = [sys.executable, "-m", "connector.bench.reconcile_ours", url, first.isoformat(), last.isoformat()]
+    command = [
+        sys.executable,
+        "-m",
+        "connector.bench.reconcile_ours",
+        url,
+        first.isoformat(),
+        last.isoformat(),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
         raise RuntimeError(f"the compare stage failed in its child process: {done.stderr.strip()[-2000:]}")

@@ -190,7 +190,9 @@ class SandboxProcess:
 def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
     """The child's first stdout line, or "" when it exits or stays silent for ``timeout`` seconds."""
     found: list[str] = []
-    reader = threading.Thread(target=lambda: found.append(process.stdout.readline() if process.stdout else ""))
+    reader = threading.Thread(
+        target=lambda: found.append(process.stdout.readline() if process.stdout else "")
+    )
     reader.daemon = True
     reader.start()
     reader.join(timeout)

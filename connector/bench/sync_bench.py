@@ -42,7 +42,15 @@ from connector.store import open_store
 from connector.sync import SyncScope, pull_window, run_sync
 from connector.sync.pull import window_bounds
 
-__all__ = ["API_MINIMUM", "SYNC_TARGETS", "bench_config", "download_pages", "format_sync", "run_sync_bench", "sync_targets"]
+__all__ = [
+    "API_MINIMUM",
+    "SYNC_TARGETS",
+    "bench_config",
+    "download_pages",
+    "format_sync",
+    "run_sync_bench",
+    "sync_targets",
+]
 
 API_MINIMUM = {"crm": 1, "onec": 2}
 """Requests the target's API needs at least per write: a CRM posting is one call, a 1C receipt create + Post."""
@@ -97,7 +105,9 @@ def download_pages(evotor_url: str, first: date, last: date, workers: int) -> in
     headers = {"X-Authorization": EVOTOR_TOKEN}
     with requests.Session() as session:
         session.headers.update(headers)
-        stores = [str(item["id"]) for item in session.get(f"{evotor_url}/stores", timeout=_TIMEOUT).json()["items"]]
+        stores = [
+            str(item["id"]) for item in session.get(f"{evotor_url}/stores", timeout=_TIMEOUT).json()["items"]
+        ]
 
     def one(store: str) -> int:
         with requests.Session() as own:
@@ -162,7 +172,9 @@ def run_sync_bench(
         )
         pull_store = open_store(f"sqlite:///{Path(tmp) / 'pull.db'}")
         try:
-            pulled, ours_s = timed(lambda: pull_window(config, pull_store, "evotor", first, last, workers=workers))
+            pulled, ours_s = timed(
+                lambda: pull_window(config, pull_store, "evotor", first, last, workers=workers)
+            )
         finally:
             pull_store.close()
         sandbox.reset()
@@ -193,7 +205,7 @@ def run_sync_bench(
         "failed": report.failed_open,
         "peak_rss_mb": peak_rss_mb(),
         "load_average": load_average(),
-        "targets": {name: limit for name, limit in SYNC_TARGETS.items()},
+        "targets": dict(SYNC_TARGETS),
     }
 
 

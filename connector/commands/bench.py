@@ -34,7 +34,9 @@ def _emit(result: dict[str, Any], lines: list[str], as_json: bool) -> None:
 def sync_command(
     receipts: int = typer.Option(100_000, "--receipts", min=1, help="Till receipts (over 7 days)."),
     stores: int = typer.Option(50, "--stores", min=1, help="Stores."),
-    latency_ms: float = typer.Option(20, "--latency-ms", min=0, help="Latency the sandbox adds per response."),
+    latency_ms: float = typer.Option(
+        20, "--latency-ms", min=0, help="Latency the sandbox adds per response."
+    ),
     workers: int = typer.Option(4, "--workers", min=1, max=64, help="Threads of the sync and the baseline."),
     seed: int = typer.Option(7, "--seed", help="Seed of the generated world."),
     profile: Path | None = typer.Option(None, "--profile", help="Write a cProfile of the sync stage here."),
@@ -54,7 +56,9 @@ def sync_command(
 def reconcile_command(
     rows: int = typer.Option(1_000_000, "--rows", min=10, help="Receipts per side in the state store."),
     end_to_end: bool = typer.Option(
-        False, "--end-to-end", help="Instead: the nightly reconcile against a sandbox, against plain requests."
+        False,
+        "--end-to-end",
+        help="Instead: the nightly reconcile against a sandbox, against plain requests.",
     ),
     receipts: int = typer.Option(200_000, "--receipts", min=1, help="With --end-to-end: sandbox receipts."),
     stores: int = typer.Option(50, "--stores", min=1, help="With --end-to-end: stores."),
@@ -67,7 +71,9 @@ def reconcile_command(
     if end_to_end:
         from connector.bench.reconcile_e2e import format_end_to_end, run_end_to_end_bench
 
-        result = run_end_to_end_bench(receipts=receipts, stores=stores, workers=workers, latency_ms=latency_ms)
+        result = run_end_to_end_bench(
+            receipts=receipts, stores=stores, workers=workers, latency_ms=latency_ms
+        )
         _emit(result, format_end_to_end(result), as_json)
         return
     from connector.bench.reconcile_bench import format_reconcile, run_reconcile_bench

@@ -1,0 +1,110 @@
+"""Smoke runs of the benchmarks at tiny sizes: the JSON a reader relies on is there, numeric and consistent.
+
+The numbers themselves (speed, memory) are what the benchmarks report, not what these tests hold: timed
+assertions on a shared machine would fail by accident. What is held is that each figure is computed from the
+others as documented, that the writes and discrepancies are counted right, and that the targets are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from connector.bench.common import Target, verdict_lines
+from connector.bench.reconcile_data import KINDS
+from connector.bench.sandbox_proc import system_of
+from connector.bench.sync_bench import API_MINIMUM
+
+
+def _json(run_cli: Callable[..., Any], *args: str) -> dict[str, Any]:
+    result = run_cli(*args)
+    assert result.code == 0, result.err
+    data: dict[str, Any] = json.loads(result.out)
+    return data
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_bench_sync_json_counts_requests_per_write(run_cli: Callable[..., Any]) -> None:
+    data = _json(run_cli, "bench", "sync", "--receipts", "60", "--stores", "1", "--latency-ms", "5",
+                 "--workers", "2", "--json")  # fmt: skip
+    for name in ("receipts", "ours_s", "baseline_s", "ratio", "peak_rss_mb", "sync_s"):
+        assert _number(data[name]), name
+    assert data["receipts"] >= 60
+    assert data["documents_downloaded"] == data["documents_pulled"] == data["receipts"]
+    assert data["ratio"] == pytest.approx(data["ours_s"] / data["baseline_s"], rel=1e-3)
+    assert set(data["requests_per_write"]) == set(API_MINIMUM) == {"crm", "onec"}
+    assert data["failed"] == 0
+    assert data["written"]["onec"] == data["receipts"]  # every receipt into 1C, each create + Post
+    for target, ratio in data["requests_per_write"].items():
+        made = sum(n for key, n in data["requests"].items() if key.startswith(f"{target} "))
+        assert ratio == pytest.approx(made / (API_MINIMUM[target] * data["written"][target]), rel=1e-3)
+    assert data["requests"]["onec POST"] == 2 * data["written"]["onec"]
+    assert data["peak_rss_mb"] > 50
+
+
+def test_bench_sync_prints_targets_with_verdicts(run_cli: Callable[..., Any]) -> None:
+    result = run_cli(
+        "bench", "sync", "--receipts", "20", "--stores", "1", "--latency-ms", "0", "--workers", "1"
+    )
+    assert result.code == 0, result.err
+    assert "load average" in result.out
+    assert "pull stage / baseline (ratio)" in result.out
+    assert "target ≤ 1.5" in result.out
+    assert "requests per write, onec" in result.out
+    assert "peak RSS, MB" in result.out
+    assert ("PASS" in result.out) or ("MISS" in result.out)
+
+
+def test_bench_reconcile_json_finds_exactly_the_injected(run_cli: Callable[..., Any]) -> None:
+    data = _json(run_cli, "bench", "reconcile", "--rows", "3000", "--json")
+    for name in ("rows", "ours_s", "duckdb_s", "datacompy_s", "ours_peak_rss_mb", "speed_vs_duckdb"):
+        assert _number(data[name]), name
+    assert data["rows"] == 3000
+    assert data["rows_read"] == {"evotor": 3000, "onec": 3000}
+    assert data["speed_vs_duckdb"] == pytest.approx(data["duckdb_s"] / data["ours_s"], rel=1e-3)
+    assert data["ours_s"] == pytest.approx(data["ours_load_s"] + data["ours_compare_s"], abs=2e-3)
+    injected = {kind: data["injected"][kind] for kind in KINDS}
+    assert all(count > 0 for count in injected.values()), injected
+    assert data["found"] == injected  # ours: every injected difference, nothing else
+    assert data["duckdb_found"] == injected  # the baseline decides the same
+    assert data["datacompy_found"]["missing_in_right"] == injected["missing_in_right"]
+    assert (
+        data["datacompy_found"]["mismatched_rows"] == injected["amount_mismatch"] + injected["line_mismatch"]
+    )
+
+
+@pytest.mark.slow
+def test_bench_reconcile_end_to_end_replays_the_same_requests(run_cli: Callable[..., Any]) -> None:
+    data = _json(run_cli, "bench", "reconcile", "--end-to-end", "--receipts", "40", "--stores", "1",
+                 "--workers", "2", "--json")  # fmt: skip
+    assert data["ratio"] == pytest.approx(data["ours_s"] / data["baseline_s"], rel=1e-3)
+    assert data["baseline_statuses"] == {"200": sum(data["requests"].values())}
+    assert data["documents_compared"]["evotor"] == data["receipts"]
+    assert data["summary"], "the default world holds injected discrepancies"
+
+
+def test_targets_pass_and_miss() -> None:
+    under = Target("ratio", 1.2, 1.5)
+    over = Target("speed", 0.3, 0.5, at_least=True)
+    assert under.ok
+    assert "PASS" in under.line()
+    assert not over.ok
+    assert "MISS" in over.line()
+    assert "≥ 0.5" in over.line()
+    assert verdict_lines([under, over])[-1] == "MISSED: speed"
+
+
+@pytest.mark.parametrize(
+    ("path", "system"),
+    [("/1c/ut/odata/standard.odata/Document_ЧекККМ", "onec"), ("/evotor/stores", "evotor"),
+     ("/crm/api/v5/loyalty/bonus/operations", "crm"), ("/__sandbox/info", "sandbox")],
+)  # fmt: skip
+def test_requests_are_counted_per_system(path: str, system: str) -> None:
+    assert system_of(path) == system
