@@ -77,7 +77,7 @@ class Endpoint:
     def line(self) -> str:
         """One aligned line for the terminal."""
         creds = "  ".join(f"{key} {value}" for key, value in self.credentials.items())
-        return f"  {self.title:<18} {self.url}  {creds}".rstrip()
+        return f"  {self.title:<20} {self.url}  {creds}".rstrip()
 
 
 def endpoints(base_url: str) -> list[Endpoint]:
@@ -337,7 +337,7 @@ def _announcement(world: World, base: str, injector: FaultInjector) -> list[str]
         f"{summary['discrepancies']} injected discrepancies"
     )
     lines = [head, *(endpoint.line() for endpoint in endpoints(base))]
-    lines.append(f"  {'control':<18} {base}/__sandbox/  (health, faults, info, program, answer-key)")
+    lines.append(f"  {'control':<20} {base}/__sandbox/  (health, faults, info, program, answer-key)")
     if str(injector.spec):
         lines.append(f"  faults: {injector.spec}")
     lines.append("ready; Ctrl-C stops")
