@@ -45,7 +45,16 @@ from connector.store.journal import Journal
 from connector.store.tables import JournalDocument
 from connector.sync import pull_window
 
-__all__ = ["Progress", "SnapshotSource", "involved_systems", "load_snapshot", "mirrors_of", "spend_before"]
+__all__ = [
+    "Progress",
+    "SharedValues",
+    "SnapshotSource",
+    "document_record",
+    "involved_systems",
+    "load_snapshot",
+    "mirrors_of",
+    "spend_before",
+]
 
 Progress = Callable[[str, int, int], None]
 """``progress(step, done, total)``: called as each system and store is read."""
@@ -312,8 +321,13 @@ def _bonus_documents(adapter: Any, since: datetime, until: datetime) -> Iterator
         )
 
 
-class _Shared:
-    """One instance per distinct value (stores, dates, skus, quantities): a million records repeat them."""
+class SharedValues:
+    """One instance per distinct value (stores, dates, skus, quantities): a million records repeat them.
+
+    Example:
+        >>> shared = SharedValues()
+        >>> records = [document_record(d, None, shared) for d in documents]  # doctest: +SKIP
+    """
 
     def __init__(self) -> None:
         self._seen: dict[Any, Any] = {}
@@ -322,7 +336,11 @@ class _Shared:
         return self._seen.setdefault(value, value)
 
 
-def _record(document: Sale | Return, external_key: str | None, shared: _Shared) -> DocRecord:
+def document_record(
+    document: Sale | Return, external_key: str | None, shared: SharedValues | None = None
+) -> DocRecord:
+    """A canonical document as the compare stage's record; ``shared`` dedupes values repeated across records."""
+    shared = shared or SharedValues()
     lines = tuple(shared((shared(sku), shared(qty), amount)) for sku, qty, amount in line_signature(document))
     return DocRecord(
         system=shared(document.ref.system),
@@ -416,8 +434,8 @@ def _read_documents(
 ) -> None:
     """One documents system into the snapshot: records always; canonical documents and spend when ``keep``."""
     documents = source.documents(name, snapshot.stores, since, until, categories)
-    shared = _Shared()
-    snapshot.documents[name] = [_record(document, key, shared) for document, key in documents]
+    shared = SharedValues()
+    snapshot.documents[name] = [document_record(document, key, shared) for document, key in documents]
     if keep:
         snapshot.canonical[name] = [document for document, _ in documents]
         if source.store is not None:
