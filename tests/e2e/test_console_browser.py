@@ -177,6 +177,8 @@ _PAGES = {
 def test_pages_render_at_desktop_and_phone_width(browser: Any, live: Live, device: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = _page(browser, WIDTHS[device])
+    page.goto(f"{live.url}/console/login")
+    page.screenshot(path=str(SHOTS / f"login-{device}.png"), full_page=True)
     _login(page, live, "oleg")
     ids = {"boris_failure": live.seeded.boris_failure, "reconcile_run": live.seeded.reconcile_run}
     for name, path in _PAGES.items():
