@@ -26,7 +26,7 @@ from connector import __version__
 from connector.errors import InputError
 from connector.logs import mask_phone, mask_text
 
-from .auth import UserInfo, allowed, create_user, list_users, token_user
+from .auth import UserInfo, allowed, create_user, list_users, set_role, token_user
 from .console import queries as q
 from .console.actions import (
     ActionRefusedError,
@@ -274,6 +274,20 @@ def add_user(request: Request, user: Caller, name: Annotated[str, Body()], role:
         raise _refused(exc) from exc
     audit(store, user.name, "user.add", name, "ok", role=role)
     return to_json(created)
+
+
+@router.post("/users/{name}/role", summary="Change a user's role (admin)")
+def change_role(request: Request, name: str, user: Caller, role: Annotated[str, Body(embed=True)]) -> Any:
+    """Change a user's role (admin)."""
+    _need(user, "admin")
+    store = console_state(request).store
+    try:
+        changed = set_role(store, name, role)
+    except InputError as exc:
+        audit(store, user.name, "user.role", name, f"refused: {exc}", role=role)
+        raise _refused(exc) from exc
+    audit(store, user.name, "user.role", name, "ok", role=role)
+    return to_json(changed)
 
 
 def create_api_app(state: ConsoleState) -> FastAPI:

@@ -129,6 +129,9 @@ def test_users_are_managed_by_admins_only(client: TestClient, store: Store) -> N
     assert client.post("/api/v1/users", json=new, headers=admin).status_code == 201
     names = [u["name"] for u in client.get("/api/v1/users", headers=admin).json()]
     assert "nina" in names
+    changed = client.post("/api/v1/users/nina/role", json={"role": "operator"}, headers=admin)
+    assert changed.json()["role"] == "operator"
+    assert client.post("/api/v1/users/nina/role", json={"role": "boss"}, headers=admin).status_code == 409
 
 
 def test_openapi_schema_lists_the_api(client: TestClient) -> None:
