@@ -47,8 +47,30 @@ def init(
     typer.echo(f"state: {config.state}")
 
 
-def demo() -> None:
-    """Run the main job on embedded defaults (sandbox systems, sync, nightly reconciliation, report)."""
-    typer.echo(
-        "demo: not yet available - it needs the sandbox, sync and reconciliation, which are still being built."
-    )
+def demo(
+    directory: Path = typer.Option(
+        Path("demo"), "--dir", help="Where the demo writes its config, state and report."
+    ),
+    seed: int = typer.Option(7, "--seed", help="Sandbox seed: same seed, same week of receipts."),
+    stores: int = typer.Option(3, "--stores", help="Sandbox stores."),
+    days: int = typer.Option(7, "--days", help="Business days, from 2026-11-01."),
+    workers: int = typer.Option(4, "--workers", help="Sync threads."),
+) -> None:
+    """Run the main job on embedded defaults: sandbox systems in-process, sync, nightly reconciliation, report."""
+    from rich.console import Console
+
+    from connector.demo import run_demo
+    from connector.logs import configure_logging
+    from connector.report import render_table
+    from connector.sandbox.generator import SandboxOptions
+
+    console = Console()
+    configure_logging("ERROR")  # failed items are counted below and listed by `failures list`
+    console.print(f"demo: sandbox (seed {seed}, {stores} stores, {days} days), sync, reconciliation…")
+    outcome = run_demo(directory, SandboxOptions(seed=seed, stores=stores, days=days), workers=workers)
+    totals = ", ".join(f"{name} {count}" for name, count in outcome.sync.totals.items() if count) or "nothing"
+    console.print(f"sync: {totals}; failed items open: {outcome.sync.failed_open}")
+    render_table(outcome.result, console, title="Nightly reconciliation", max_rows=10)
+    console.print(f"config: {outcome.config}")
+    console.print(f"HTML report: {outcome.report.resolve()}")
+    console.print(f"done in {outcome.seconds:.1f} s")
