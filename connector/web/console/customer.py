@@ -29,6 +29,7 @@ __all__ = [
     "Balances",
     "CustomerView",
     "ExpectedRow",
+    "PostingView",
     "account_for",
     "customer_view",
     "document_ref",
@@ -75,6 +76,21 @@ class Balances:
 
 
 @dataclass(frozen=True)
+class PostingView:
+    """One posting as one system holds it (``connector`` for the connector's own ledger)."""
+
+    system: str
+    key: str
+    kind: str
+    amount: Decimal
+    status: str
+    document_id: str | None
+    occurred_at: datetime
+    available_at: datetime | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
 class ExpectedRow:
     """A posting the rules expect, and where it was found (system → the amount there, or absent)."""
 
@@ -89,21 +105,25 @@ class CustomerView:
     account: str
     systems: list[str]
     documents: list[dict[str, JournalDocument]] = field(default_factory=list)
-    postings: dict[str, list[PostingRow]] = field(default_factory=dict)
+    postings: dict[str, list[PostingView]] = field(default_factory=dict)
     balances: dict[str, Balances] = field(default_factory=dict)
     expected: list[ExpectedRow] = field(default_factory=list)
     expected_error: str | None = None
     discrepancies: list[Discrepancy] = field(default_factory=list)
     failures: list[FailedItem] = field(default_factory=list)
 
-    def posting_rows(self) -> list[tuple[str, str, dict[str, PostingRow]]]:
-        """Postings side by side: one row per (document, kind), a cell per system that holds one."""
-        rows: dict[tuple[str, str], dict[str, PostingRow]] = {}
+    def posting_rows(self) -> list[tuple[str, str, dict[str, PostingView]]]:
+        """Postings side by side: one row per posting key (the cause, the same in every system), a cell per
+        system that holds it; the row is labelled with the source document when one is known."""
+        rows: dict[str, dict[str, PostingView]] = {}
         for system, postings in sorted(self.postings.items()):
             for posting in postings:
-                key = (posting.document_id or posting.key, posting.kind)
-                rows.setdefault(key, {}).setdefault(system, posting)
-        return [(document, kind, cells) for (document, kind), cells in rows.items()]
+                rows.setdefault(posting.key, {}).setdefault(system, posting)
+        labelled = []
+        for key, cells in rows.items():
+            document = next((p.document_id for p in cells.values() if p.document_id), None)
+            labelled.append((document or key, next(iter(cells.values())).kind, cells))
+        return labelled
 
     @property
     def found(self) -> bool:
@@ -157,20 +177,43 @@ def _linked(session: Session, key: tuple[str, str, str]) -> list[tuple[str, str,
     return linked
 
 
-def _postings(store: Store, account: str) -> dict[str, list[PostingRow]]:
+def _is_receipt(document: JournalDocument) -> bool:
+    return bool(document.canonical) and (document.canonical or {}).get("type") in ("sale", "return")
+
+
+def _from_ledger_row(row: PostingRow) -> PostingView:
+    return PostingView(row.ref_system or OWN_LEDGER, row.key, row.kind, row.amount, row.status, row.document_id,
+                       row.occurred_at, row.available_at, row.expires_at)  # fmt: skip
+
+
+def _from_journal(document: JournalDocument) -> PostingView | None:
+    """A ledger system's operation as journaled (its canonical form is a posting), or None if unreadable."""
+    try:
+        posting = Posting.model_validate(document.canonical)
+    except ValueError:
+        return None
+    return PostingView(document.system, posting.key, posting.kind, posting.amount, posting.status,
+                       posting.document.id if posting.document else None, posting.occurred_at,
+                       posting.available_at, posting.expires_at)  # fmt: skip
+
+
+def _postings(store: Store, account: str, operations: list[JournalDocument]) -> dict[str, list[PostingView]]:
+    """The connector's ledger (by where each posting was read from) and each ledger system's journaled operations."""
     query = (
         select(PostingRow)
         .where(PostingRow.account == account)
         .order_by(PostingRow.occurred_at, PostingRow.id)
     )
-    grouped: dict[str, list[PostingRow]] = defaultdict(list)
     with store.session() as session:
-        for row in session.scalars(query):
-            grouped[row.ref_system or OWN_LEDGER].append(row)
-    return dict(grouped)
+        found = [_from_ledger_row(row) for row in session.scalars(query)]
+    found += [view for view in map(_from_journal, operations) if view is not None]
+    grouped: dict[str, dict[str, PostingView]] = defaultdict(dict)
+    for posting in sorted(found, key=lambda p: p.occurred_at):
+        grouped[posting.system].setdefault(posting.key, posting)  # read twice (ledger and journal): once
+    return {system: list(by_key.values()) for system, by_key in grouped.items()}
 
 
-def _balances(rows: list[PostingRow], now: datetime) -> Balances:
+def _balances(rows: list[PostingView], now: datetime) -> Balances:
     total = pending = expiring = expired = _ZERO
     for row in rows:
         if row.status == "cancelled" or row.occurred_at > now:
@@ -208,7 +251,8 @@ def _expected(view: CustomerView, documents: list[JournalDocument], config: Conn
             system: row.amount
             for system, rows in view.postings.items()
             for row in rows
-            if posting.document and row.document_id == posting.document.id and row.kind == posting.kind
+            if row.key == posting.key
+            or (posting.document and row.document_id == posting.document.id and row.kind == posting.kind)
         }
         view.expected.append(ExpectedRow(posting, found))
 
@@ -244,10 +288,11 @@ def customer_view(store: Store, config: ConnectorConfig, query: str, now: dateti
         now: the moment balances are computed for (aware).
     """
     account = account_for(query)
-    documents = _documents(store, account)
+    journaled = _documents(store, account)
+    documents = [d for d in journaled if _is_receipt(d) or not d.canonical]
     view = CustomerView(account=account, systems=_document_systems(config))
     view.documents = _rows(store, documents)
-    view.postings = _postings(store, account)
+    view.postings = _postings(store, account, [d for d in journaled if d not in documents])
     view.balances = {system: _balances(rows, now) for system, rows in view.postings.items()}
     _expected(view, documents, config)
     view.discrepancies, view.failures = _touching(store, account, documents)

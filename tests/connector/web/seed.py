@@ -139,6 +139,17 @@ def _accrual(sale: Sale, points: str, ref_id: str | None) -> Posting:
     )  # fmt: skip
 
 
+def _crm_operation(posting: Posting) -> JournalDocument:
+    """A CRM ledger operation as the sync journals it: its canonical form is the posting read back."""
+    assert posting.ref is not None
+    return JournalDocument(
+        system="crm", kind=posting.ref.kind, source_id=posting.ref.id, account=posting.account,
+        occurred_at=posting.occurred_at, total=posting.amount, status="posted",
+        canonical=posting.model_copy(update={"document": None}).model_dump(mode="json"),
+        raw={"id": int(posting.ref.id), "amount": str(posting.amount)},
+    )  # fmt: skip
+
+
 def _findings(anna: Sale) -> list[Discrepancy]:
     """What the nightly reconciliation found: Anna's accrual missing in the CRM, and Boris's balance off by 1."""
     posting = _accrual(anna, "61.00", None)
@@ -215,6 +226,7 @@ def seed(store: Store) -> Seeded:
     save_result(
         store, nightly_id, ReconcileResult(anna.business_date, anna.business_date, ["msk-1"], _findings(anna))
     )
-    read_from_crm = _accrual(boris, "40.00", "op-5511").model_copy(update={"key": "crm:op-5511"})
-    store.ledger.append_many([_accrual(boris, "40.00", None), read_from_crm])
+    store.ledger.append(_accrual(boris, "40.00", None))
+    with store.transaction() as tx:
+        tx.add(_crm_operation(_accrual(boris, "40.00", "5511")))
     return Seeded(item_id, boris_id, sync_id, nightly_id, anna.ref.id)
