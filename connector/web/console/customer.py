@@ -29,6 +29,7 @@ __all__ = [
     "Balances",
     "CustomerView",
     "ExpectedRow",
+    "LinkedRef",
     "PostingView",
     "account_for",
     "customer_view",
@@ -76,6 +77,18 @@ class Balances:
 
 
 @dataclass(frozen=True)
+class LinkedRef:
+    """A document known in a system only by a cross-reference (written there, not read back yet)."""
+
+    system: str
+    kind: str
+    source_id: str
+
+
+Cell = JournalDocument | LinkedRef
+
+
+@dataclass(frozen=True)
 class PostingView:
     """One posting as one system holds it (``connector`` for the connector's own ledger)."""
 
@@ -104,7 +117,8 @@ class CustomerView:
 
     account: str
     systems: list[str]
-    documents: list[dict[str, JournalDocument]] = field(default_factory=list)
+    documents: list[dict[str, Cell]] = field(default_factory=list)
+    ledgers: list[str] = field(default_factory=list)
     postings: dict[str, list[PostingView]] = field(default_factory=dict)
     balances: dict[str, Balances] = field(default_factory=dict)
     expected: list[ExpectedRow] = field(default_factory=list)
@@ -139,11 +153,12 @@ def _documents(store: Store, account: str) -> list[JournalDocument]:
         )
 
 
-def _rows(store: Store, documents: list[JournalDocument]) -> list[dict[str, JournalDocument]]:
-    """Documents put side by side: one row per business document, a cell per system."""
+def _rows(store: Store, documents: list[JournalDocument]) -> list[dict[str, Cell]]:
+    """Documents put side by side: one row per business document, a cell per system (a :class:`LinkedRef`
+    where the other system's copy is known by a cross-reference but not read back into the journal yet)."""
     by_ref = {(d.system, d.kind, d.source_id): d for d in documents}
-    rows: list[dict[str, JournalDocument]] = []
-    placed: dict[tuple[str, str, str], dict[str, JournalDocument]] = {}
+    rows: list[dict[str, Cell]] = []
+    placed: dict[tuple[str, str, str], dict[str, Cell]] = {}
     with store.session() as session:
         for key, document in by_ref.items():
             row = placed.get(key)
@@ -154,8 +169,7 @@ def _rows(store: Store, documents: list[JournalDocument]) -> list[dict[str, Jour
             placed[key] = row
             for other in _linked(session, key):
                 placed.setdefault(other, row)
-                if other in by_ref:
-                    row.setdefault(other[0], by_ref[other])
+                row.setdefault(other[0], by_ref.get(other) or LinkedRef(*other))
     return rows
 
 
@@ -278,6 +292,13 @@ def _document_systems(config: ConnectorConfig) -> list[str]:
     return [name for name in config.systems if name in holding]
 
 
+def _ledger_systems(config: ConnectorConfig, postings: dict[str, list[PostingView]]) -> list[str]:
+    """Where postings should be: the connector's ledger, every target of a postings route, and any system
+    that holds some — so a ledger without the customer's postings shows as a column of gaps."""
+    wanted = [OWN_LEDGER, *(r.to for r in config.routes if r.write == "postings")]
+    return list(dict.fromkeys([*wanted, *sorted(postings)]))
+
+
 def customer_view(store: Store, config: ConnectorConfig, query: str, now: datetime) -> CustomerView:
     """Everything known about the customer a phone or card search names.
 
@@ -294,6 +315,7 @@ def customer_view(store: Store, config: ConnectorConfig, query: str, now: dateti
     view.documents = _rows(store, documents)
     view.postings = _postings(store, account, [d for d in journaled if d not in documents])
     view.balances = {system: _balances(rows, now) for system, rows in view.postings.items()}
+    view.ledgers = _ledger_systems(config, view.postings)
     _expected(view, documents, config)
     view.discrepancies, view.failures = _touching(store, account, documents)
     for extra in sorted({s for row in view.documents for s in row} - set(view.systems)):
