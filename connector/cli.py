@@ -11,9 +11,12 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import typer
+import typer.main
 from rich.console import Console
+from typer.core import TyperGroup
 
 from connector import __version__
 from connector.errors import ConnectorError
@@ -21,13 +24,6 @@ from connector.logs import configure_logging
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="loyalty-connector",
-    help="Join 1C, Evotor tills and a CRM loyalty ledger; sync them and reconcile them every night.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
 
 # Command groups: name -> module exposing ``app: typer.Typer``.
 _GROUPS: dict[str, str] = {
@@ -52,13 +48,38 @@ _COMMANDS: dict[str, str] = {
 }
 
 
-def _register() -> None:
-    for name, module_name in _GROUPS.items():
-        module = importlib.import_module(module_name)
-        app.add_typer(module.app, name=name)
-    for name, target in _COMMANDS.items():
-        module_name, function = target.split(":")
-        app.command(name)(getattr(importlib.import_module(module_name), function))
+def _load(name: str) -> Any:
+    """Import one command's module only when that command is run or listed (keeps start-up fast)."""
+    if name in _GROUPS:
+        group = typer.main.get_group(importlib.import_module(_GROUPS[name]).app)
+        group.name = name
+        return group
+    if name in _COMMANDS:
+        module_name, function = _COMMANDS[name].split(":")
+        single = typer.Typer(add_completion=False)
+        single.command(name)(getattr(importlib.import_module(module_name), function))
+        return typer.main.get_command(single)
+    return None
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: commands come from the two registries above, imported on first use."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *_COMMANDS, *_GROUPS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return super().get_command(ctx, cmd_name) or _load(cmd_name)
+
+
+app = typer.Typer(
+    name="loyalty-connector",
+    cls=_LazyGroup,
+    help="Join 1C, Evotor tills and a CRM loyalty ledger; sync them and reconcile them every night.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 
 def _version(value: bool) -> None:
@@ -88,6 +109,3 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {exc}", markup=False)
         sys.exit(2)
-
-
-_register()

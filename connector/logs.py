@@ -63,9 +63,19 @@ def mask_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any])
     return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (tests and daemons swap it), not the stream at configure time."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "WARNING", *, json_output: bool = False) -> None:
     """Route structlog to stderr at ``level``, masking every event; call once per process."""
-    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s", force=True)
+    logging.basicConfig(stream=_CurrentStderr(), level=level.upper(), format="%(message)s", force=True)
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -78,7 +88,7 @@ def configure_logging(level: str = "WARNING", *, json_output: bool = False) -> N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

@@ -42,3 +42,18 @@ def test_log_lines_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
     assert "9161234567" not in err
     assert "+7********67" in err
     configure_logging("WARNING")
+
+
+def test_logs_follow_the_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import sys
+
+    configure_logging("INFO")
+    swapped = io.StringIO()
+    original, sys.stderr = sys.stderr, swapped
+    try:
+        get_logger("test").info("after the swap")
+    finally:
+        sys.stderr = original
+    assert "after the swap" in swapped.getvalue()
+    configure_logging("WARNING")
