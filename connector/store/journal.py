@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from connector.model import DocRef, Posting, Return, Sale, dump_document, dump_posting, parse_document
 from connector.store.tables import CrossRef, JournalDocument, utc_now
@@ -84,7 +84,7 @@ class JournalEntry:
         return Posting.model_validate(self.canonical)
 
 
-def _entry(row: JournalDocument) -> JournalEntry:
+def _entry(row: JournalDocument, *, raw: bool = True) -> JournalEntry:
     return JournalEntry(
         id=row.id,
         ref=DocRef(system=row.system, kind=row.kind, id=row.source_id),
@@ -97,7 +97,7 @@ def _entry(row: JournalDocument) -> JournalEntry:
         version=row.version,
         status=row.status,
         canonical=row.canonical,
-        raw=row.raw,
+        raw=row.raw if raw else None,
         last_seen_at=row.last_seen_at,
     )
 
@@ -219,6 +219,7 @@ class Journal:
         date_to: date,
         *,
         statuses: Sequence[str] | None = None,
+        raw: bool = True,
     ) -> list[JournalEntry]:
         """Documents of ``system`` with a business date in ``[date_from, date_to]`` (inclusive).
 
@@ -228,6 +229,7 @@ class Journal:
             date_from: the first business date.
             date_to: the last business date, inclusive.
             statuses: only these statuses (``posted`` …); None for all.
+            raw: False leaves the raw payloads unread (``raw`` None): faster when only the canonical is needed.
 
         Returns:
             Entries ordered by business date, time and id; unmapped payloads have ``canonical`` None.
@@ -242,8 +244,10 @@ class Journal:
         if statuses is not None:
             query = query.where(JournalDocument.status.in_(list(statuses)))
         query = query.order_by(JournalDocument.business_date, JournalDocument.occurred_at, JournalDocument.id)
+        if not raw:
+            query = query.options(defer(JournalDocument.raw))
         with self._sessions() as session:
-            return [_entry(row) for row in session.scalars(query)]
+            return [_entry(row, raw=raw) for row in session.scalars(query)]
 
     def by_account(self, account: str, *, system: str | None = None) -> list[JournalEntry]:
         """Every journaled document of a customer account (E.164 phone or ``card:<n>``), oldest first."""

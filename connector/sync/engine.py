@@ -30,7 +30,7 @@ from connector.store.journal import JournalEntry
 from connector.store.tables import utc_now
 from connector.sync.context import SyncContext, failure_for, route_name
 from connector.sync.locks import partition_lock, process_lock
-from connector.sync.plan import PlannedWrite, plan_document
+from connector.sync.plan import PlannedWrite, known_writes, plan_document
 from connector.sync.pull import (
     PullReport,
     Window,
@@ -365,24 +365,30 @@ def _partition(ctx: SyncContext, partition: Partition, held: set[str], only: set
         if not mine:
             return 0
         stores = [partition.store] if partition.store else None
-        entries = ctx.journal.documents_in_window(route.from_, stores, partition.day, partition.day)
-        writes: list[PlannedWrite] = []
+        entries = [
+            entry
+            for entry in ctx.journal.documents_in_window(
+                route.from_, stores, partition.day, partition.day, raw=False
+            )
+            if entry.ref.id not in held and (only is None or entry.ref.id in only) and _wanted(route, entry)
+        ]
+        known = known_writes(ctx, route, entries)
+        ordered: list[PlannedWrite] = []  # in the journal's time order: a sale before its returns
+        fresh: list[PlannedWrite] = []
         for entry in entries:
-            if (
-                entry.ref.id in held
-                or (only is not None and entry.ref.id not in only)
-                or not _wanted(route, entry)
-            ):
-                continue
-            writes += _plan(ctx, route, entry)
-        push_writes(ctx, route, writes)
+            planned = known.get(entry.ref.id)
+            if planned is None:
+                planned = _plan(ctx, route, entry)
+                fresh += planned
+            ordered += planned
+        refused = record_writes(ctx, route, fresh)
+        push_writes(ctx, route, [write for write in ordered if write.source not in refused])
     return 1
 
 
 def _plan(ctx: SyncContext, route: Route, entry: JournalEntry) -> list[PlannedWrite]:
     try:
         planned = plan_document(ctx, route, entry)
-        record_writes(ctx, route, planned)
     except Exception as exc:  # one document's error never stops the partition
         ctx.fail(failure_for(entry.ref.system, route_name(route), exc, document=entry.ref, store=entry.store,
                              business_date=entry.business_date, payload=entry.canonical), exc)  # fmt: skip

@@ -19,10 +19,13 @@ are in the ledger they are its postings for good (postings are immutable), so re
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
+
+from sqlalchemy import select
 
 from connector.config import Route
 from connector.errors import ConfigError
@@ -30,10 +33,12 @@ from connector.model import DocRef, Posting, Return, Sale, dump_document
 from connector.rules import return_postings, sale_postings
 from connector.store.journal import JournalEntry
 from connector.store.ledger import canonical_posting_json
+from connector.store.tables import PostingRow
+from connector.sync.batch import outbox_rows
 from connector.sync.context import SyncContext
 from connector.sync.failures import WaitingError
 
-__all__ = ["PlannedWrite", "plan_document", "posting_payload", "receipt_key"]
+__all__ = ["PlannedWrite", "known_writes", "plan_document", "posting_payload", "receipt_key"]
 
 _OPERATIONS = {"postings": "posting", "documents": "receipt", "bonus_documents": "bonus_document"}
 
@@ -160,3 +165,68 @@ def _return_postings(ctx: SyncContext, ret: Return) -> list[Posting]:
     return return_postings(
         program, ret, original=original, earlier_returns=earlier, cumulative_spend_at_sale=spend
     )
+
+
+def known_writes(
+    ctx: SyncContext, route: Route, entries: Sequence[JournalEntry]
+) -> dict[str, list[PlannedWrite]]:
+    """The writes of documents planned by an earlier run, read back from the outbox (a few queries, no rules).
+
+    A document counts as planned when every key it has — its postings in our ledger (``postings``), its receipt
+    key (``documents``) or its posting's key (``bonus_documents``) — is in the outbox. Anonymous sales and the
+    like have no key and are simply planned again (it costs nothing).
+    """
+    keys = _keys_by_document(ctx, route, entries)
+    rows = outbox_rows(ctx.store, (key for doc_keys in keys.values() for key, _ in doc_keys))
+    known: dict[str, list[PlannedWrite]] = {}
+    for entry in entries:
+        doc_keys = keys.get(entry.ref.id)
+        if doc_keys and all(key in rows for key, _ in doc_keys):
+            known[entry.ref.id] = [
+                PlannedWrite(
+                    key,
+                    rows[key].operation,
+                    rows[key].payload,
+                    entry.ref,
+                    entry.store,
+                    entry.business_date,
+                    after=after,
+                )
+                for key, after in doc_keys
+            ]
+    return known
+
+
+def _keys_by_document(
+    ctx: SyncContext, route: Route, entries: Sequence[JournalEntry]
+) -> dict[str, list[tuple[str, str | None]]]:
+    """``{document id: [(key, after)]}`` as far as it can be known without the rules."""
+    if route.write == "postings":
+        return _ledger_keys(ctx, route, entries)
+    keys: dict[str, list[tuple[str, str | None]]] = {}
+    for entry in entries:
+        canonical = entry.canonical or {}
+        if route.write == "bonus_documents" and canonical.get("key"):
+            keys[entry.ref.id] = [(f"{route.to}:{canonical['key']}", None)]
+        elif route.write == "documents" and canonical.get("type") in ("sale", "return"):
+            ref, original = canonical["ref"], canonical.get("original")
+            after = f"{route.to}:{original['system']}:{original['id']}:sale" if original else None
+            keys[entry.ref.id] = [(f"{route.to}:{ref['system']}:{ref['id']}:{canonical['type']}", after)]
+    return keys
+
+
+def _ledger_keys(
+    ctx: SyncContext, route: Route, entries: Sequence[JournalEntry]
+) -> dict[str, list[tuple[str, str | None]]]:
+    ids = [entry.ref.id for entry in entries]
+    keys: dict[str, list[tuple[str, str | None]]] = {}
+    with ctx.store.session() as session:
+        for start in range(0, len(ids), 500):
+            rows = session.execute(
+                select(PostingRow.document_id, PostingRow.key)
+                .where(PostingRow.document_system == route.from_, PostingRow.document_id.in_(ids[start : start + 500]))
+                .order_by(PostingRow.id)
+            )  # fmt: skip
+            for document_id, key in rows:
+                keys.setdefault(str(document_id), []).append((f"{route.to}:{key}", None))
+    return keys

@@ -2,28 +2,31 @@
 
 For one partition of one route:
 
-1. the writes are recorded in the outbox (a key recorded before keeps its entry; another payload under it is an
-   :class:`~connector.errors.IdempotencyConflict`, parked); for ``postings`` they are then appended to our
-   ledger, so a crash between the two re-plans the same postings;
+1. the writes are recorded in the outbox, a partition in one statement (:mod:`connector.sync.batch`; a key
+   recorded before keeps its entry; another payload under it is an :class:`~connector.errors.IdempotencyConflict`,
+   parked); for ``postings`` they are then appended to our ledger, so a crash between the two re-plans the same
+   postings;
 2. the keys not yet confirmed are looked up in the target in **one batched call** (``find_postings`` /
    ``find_documents``); a key found there is confirmed, not written again — this is also how a write whose
    outcome was unknown (left ``sent`` by a timeout or a crash) is resolved;
-3. the rest are written one by one; each success confirms its outbox entry (and, for documents, records the
-   cross-reference source ↔ created document). A failure parks the source document and the batch goes on.
+3. the rest are marked ``sent`` (one statement) and written one by one; the successes are confirmed together
+   when the partition ends (and, for documents, the cross-references source ↔ created document recorded). A
+   crash in between leaves them ``sent``, which step 2 of the next run resolves. A failure parks the source
+   document and the batch goes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select
-
 from adapters.http import outcome_unknown
 from connector.config import Route
+from connector.errors import IdempotencyConflict
 from connector.model import DocRef, Posting, parse_document
-from connector.store.tables import OutboxRow
+from connector.sync.batch import confirm_many, fail_many, link_many, mark_sent_many, outbox_rows, record_many
 from connector.sync.context import SyncContext, failure_for, route_name
 from connector.sync.failures import WaitingError
 from connector.sync.plan import PlannedWrite
@@ -36,25 +39,49 @@ _BONUS_KIND = "Document_НачислениеИСписаниеБонусныхБ
 
 def outbox_states(ctx: SyncContext, keys: Iterable[str]) -> dict[str, str]:
     """The outbox state of each recorded key (absent keys are not in the answer); one query per 500 keys."""
-    wanted, states = list(dict.fromkeys(keys)), {}
-    with ctx.store.session() as session:
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start : start + _IN_CHUNK]
-            rows = session.execute(select(OutboxRow.key, OutboxRow.state).where(OutboxRow.key.in_(chunk)))
-            states.update({str(row[0]): str(row[1]) for row in rows})
-    return states
+    return {key: row.state for key, row in outbox_rows(ctx.store, keys).items()}
 
 
-def record_writes(ctx: SyncContext, route: Route, writes: Sequence[PlannedWrite]) -> None:
-    """Record the writes not in the outbox yet, then append new postings to the ledger (raises on conflict)."""
-    states = outbox_states(ctx, (write.key for write in writes))
+def record_writes(ctx: SyncContext, route: Route, writes: Sequence[PlannedWrite]) -> set[DocRef]:
+    """Record a partition's writes (one statement), then append new postings to the ledger.
+
+    Returns:
+        The source documents whose writes conflict with what is recorded (parked here; push nothing for them).
+    """
     with ctx.writing():
-        for write in writes:
-            if write.key not in states:
-                ctx.store.outbox.record(write.key, route.to, write.operation, write.payload)
-        postings = [write.posting for write in writes if write.posting is not None]
-        if postings and route.write == "postings":
-            ctx.store.ledger.append_many(postings)
+        conflicts = record_many(ctx.store, [(w.key, route.to, w.operation, w.payload) for w in writes])
+    refused = {w.source for w in writes if w.key in conflicts}
+    for write in writes:
+        if write.key in conflicts:
+            _park(ctx, route, write, conflicts[write.key])
+    postings = [w.posting for w in writes if w.posting is not None and w.source not in refused]
+    if postings and route.write == "postings":
+        _append(ctx, route, [w for w in writes if w.posting is not None and w.source not in refused])
+    return refused
+
+
+def _append(ctx: SyncContext, route: Route, writes: list[PlannedWrite]) -> None:
+    try:
+        with ctx.writing():
+            ctx.store.ledger.append_many([w.posting for w in writes if w.posting is not None])
+    except IdempotencyConflict:
+        # One document's postings differ from the booked ones: find it, the others go in.
+        for _, group in groupby(writes, key=lambda w: w.source):
+            batch = list(group)
+            try:
+                with ctx.writing():
+                    ctx.store.ledger.append_many([w.posting for w in batch if w.posting is not None])
+            except IdempotencyConflict as exc:
+                _park(ctx, route, batch[0], exc)
+
+
+@dataclass
+class _Outcome:
+    """A partition's results, stored together when it ends."""
+
+    confirmed: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    links: list[tuple[DocRef, DocRef]] = field(default_factory=list)
 
 
 def push_writes(ctx: SyncContext, route: Route, writes: Sequence[PlannedWrite]) -> None:
@@ -70,8 +97,17 @@ def push_writes(ctx: SyncContext, route: Route, writes: Sequence[PlannedWrite]) 
         for _source, group in groupby(todo, key=lambda write: write.source):
             _park(ctx, route, next(iter(group)), exc)
         return
-    for _, group in groupby(todo, key=lambda write: write.source):
-        _push_document(ctx, route, target, list(group), found, states)
+    outcome = _Outcome()
+    with ctx.writing():
+        mark_sent_many(ctx.store, [w.key for w in todo if w.key not in found or route.write == "documents"])
+    try:
+        for _, group in groupby(todo, key=lambda write: write.source):
+            _push_document(ctx, route, target, list(group), found, states, outcome)
+    finally:
+        with ctx.writing():
+            confirm_many(ctx.store, outcome.confirmed)
+            fail_many(ctx.store, outcome.failed)
+            link_many(ctx.store, outcome.links, "created")
 
 
 def _lookup(target: Any, route: Route, keys: list[str]) -> dict[str, str]:
@@ -82,11 +118,11 @@ def _lookup(target: Any, route: Route, keys: list[str]) -> dict[str, str]:
 
 def _push_document(
     ctx: SyncContext, route: Route, target: Any, writes: list[PlannedWrite], found: dict[str, str],
-    states: dict[str, str],
+    states: dict[str, str], outcome: _Outcome,
 ) -> None:  # fmt: skip
     try:
         for write in writes:
-            _push_one(ctx, route, target, write, found, states)
+            _push_one(ctx, route, target, write, found, states, outcome)
     except Exception as exc:  # an error on one document never stops the batch
         _park(ctx, route, writes[0], exc)
         return
@@ -95,38 +131,35 @@ def _push_document(
 
 def _push_one(
     ctx: SyncContext, route: Route, target: Any, write: PlannedWrite, found: dict[str, str],
-    states: dict[str, str],
+    states: dict[str, str], outcome: _Outcome,
 ) -> None:  # fmt: skip
     if write.after is not None and not _confirmed(ctx, write.after, found, states):
         raise WaitingError("the original sale is not written to the target yet; retried after it is",
                            system=route.to, document=write.source.id, original=write.after)  # fmt: skip
     if write.key in found and route.write != "documents":
         # Already there (an earlier run, or a write whose answer was lost): confirm it, never write it again.
-        with ctx.writing():
-            ctx.store.outbox.mark_confirmed(write.key, found[write.key])
+        outcome.confirmed.append((write.key, found[write.key]))
+        states[write.key] = "confirmed"
         ctx.count(route.to, write.store, "skipped")
         return
-    with ctx.writing():
-        ctx.store.outbox.mark_sent(write.key)
     try:
         result = _write(target, route, write)
     except Exception as exc:
         if not outcome_unknown(exc):
-            with ctx.writing():
-                ctx.store.outbox.mark_failed(write.key, f"{type(exc).__name__}: {exc}"[:1000])
+            outcome.failed.append((write.key, f"{type(exc).__name__}: {exc}"))
         raise  # an unknown outcome stays `sent`: the next attempt's lookup resolves it
-    with ctx.writing():
-        ctx.store.outbox.mark_confirmed(write.key, result.remote_id)
+    outcome.confirmed.append((write.key, result.remote_id))
     states[write.key] = "confirmed"
     ctx.count(route.to, write.store, "written" if result.created else "skipped")
-    _link(ctx, route, target, write, result.remote_id)
+    if route.write != "postings":
+        outcome.links.append((write.source, DocRef(system=route.to, kind=_created_kind(target, route, write),
+                                                   id=result.remote_id)))  # fmt: skip
 
 
 def _confirmed(ctx: SyncContext, key: str, found: dict[str, str], states: dict[str, str]) -> bool:
     if states.get(key) == "confirmed" or key in found:
         return True
-    entry = ctx.store.outbox.get(key)
-    return entry is not None and entry.state == "confirmed"
+    return outbox_states(ctx, [key]).get(key) == "confirmed"
 
 
 def _write(target: Any, route: Route, write: PlannedWrite) -> Any:
@@ -135,18 +168,12 @@ def _write(target: Any, route: Route, write: PlannedWrite) -> Any:
     return target.write_posting(Posting.model_validate(write.payload), write.key)
 
 
-def _link(ctx: SyncContext, route: Route, target: Any, write: PlannedWrite, remote_id: str) -> None:
-    """Cross-reference the source document and the document created for it in 1C."""
-    if route.write == "postings":
-        return
-    if route.write == "documents":
-        spec = getattr(target, "spec", None)
-        is_return = write.key.endswith(":return")
-        kind = str(getattr(spec, "return_set" if is_return else "sale_set", "receipt"))
-    else:
-        kind = _BONUS_KIND
-    with ctx.writing():
-        ctx.journal.link(write.source, DocRef(system=route.to, kind=kind, id=remote_id), "created")
+def _created_kind(target: Any, route: Route, write: PlannedWrite) -> str:
+    """The 1C entity set of the document created for a write (the cross-reference's kind)."""
+    if route.write == "bonus_documents":
+        return _BONUS_KIND
+    spec = getattr(target, "spec", None)
+    return str(getattr(spec, "return_set" if write.key.endswith(":return") else "sale_set", "receipt"))
 
 
 def _park(ctx: SyncContext, route: Route, write: PlannedWrite, error: BaseException) -> None:
