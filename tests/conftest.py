@@ -9,6 +9,8 @@ import pytest
 
 from connector.cli import main
 
+pytest_plugins = ["tests.sandbox_fixture"]  # the `sandbox` and `sandbox_factory` fixtures
+
 
 @dataclass
 class CliResult:

@@ -42,6 +42,9 @@ systems:
     password: {onec_password}
     timezone: Europe/Moscow          # the sandbox's 1C writes Moscow time
     mapping: onec/ut11
+    options:
+      store_ids:                     # till store id -> the 1C Склад (Ref_Key or Code) it sells from
+{onec_stores}
   crm:
     adapter: crm
     preset: retailcrm
@@ -104,6 +107,7 @@ def sandbox_config_text(base_url: str, *, session: requests.Session | None = Non
         onec_password=systems["onec_ut"]["password"],
         crm_url=systems["crm"]["url"],
         crm_key=systems["crm"]["api_key"],
+        onec_stores="\n".join(f'        "{store}": "{ref}"' for store, ref in info["onec_stores"].items()),
         summary=summary,
         program=program if program.endswith("\n") else program + "\n",
     )

@@ -127,7 +127,11 @@ def _control_routes(world: World, injector: FaultInjector) -> list[BaseRoute]:
     async def info(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
         systems = {e.system: {"url": e.url, **e.credentials} for e in endpoints(base)}
-        return JSONResponse({**_summary(world), "systems": systems, "faults": str(injector.spec)})
+        # How 1C knows each till store: the canonical (Evotor) store id -> its Склад Ref_Key.
+        onec_stores = {store.id: store.onec_store_ref for store in world.stores}
+        return JSONResponse(
+            {**_summary(world), "systems": systems, "onec_stores": onec_stores, "faults": str(injector.spec)}
+        )
 
     async def program(request: Request) -> Response:
         return Response(world.program_yaml, media_type="application/yaml; charset=utf-8")

@@ -14,8 +14,6 @@ from connector.sandbox.answer_key import load_world_program
 from connector.sandbox.generator import SandboxOptions
 from connector.sandbox.rehearsal import write_sandbox_config
 
-pytest_plugins = ["tests.sandbox_fixture"]  # until tests/conftest.py lists it
-
 
 def test_the_config_names_the_sandbox_systems_routes_and_program(
     sandbox_factory: Any, tmp_path: Path
@@ -35,6 +33,8 @@ def test_the_config_names_the_sandbox_systems_routes_and_program(
     assert evotor.token.get_secret_value() == "sandbox-evotor-token"
     assert onec.base_url == f"{server.base_url}/1c/ut/odata/standard.odata"
     assert (onec.user, onec.timezone, onec.mapping) == ("exchange", "Europe/Moscow", "onec/ut11")
+    # 1C knows each till store by its own Склад: the adapter needs the pairing to read and write receipts.
+    assert onec.options["store_ids"] == {store.id: store.onec_store_ref for store in server.world.stores}
     assert onec.password is not None
     assert onec.password.get_secret_value() == "exchange"
     assert (crm.adapter, crm.preset, crm.base_url) == ("crm", "retailcrm", f"{server.base_url}/crm")

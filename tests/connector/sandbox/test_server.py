@@ -20,8 +20,6 @@ from connector.sandbox.generator import SandboxOptions
 from connector.sandbox.server import CRM_API_KEY, EVOTOR_TOKEN, ONEC_PASSWORD, ONEC_USER, SandboxServer
 from connector.sandbox.world import World
 
-pytest_plugins = ["tests.sandbox_fixture"]  # until tests/conftest.py lists it
-
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 _TIMEOUT = 30
 
