@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from connector.store import Store
-from connector.web.console.customer import account_for, customer_view
+from connector.store.tables import JournalDocument
+from connector.web.console.customer import LinkedRef, account_for, customer_view
 
 from ..seed import ANNA, BORIS, NOW, Seeded, console_config
 
@@ -58,3 +59,13 @@ def test_boris_postings_side_by_side_with_pending_balances(store: Store, seeded:
 def test_unknown_customer_is_not_found(store: Store, seeded: Seeded) -> None:
     view = customer_view(store, console_config(str(store.engine.url)), "+79990000000", NOW)
     assert not view.found
+
+
+def test_a_copy_known_only_by_cross_reference_is_shown_as_linked(store: Store, seeded: Seeded) -> None:
+    # The receipt was written to 1C (the cross-reference says so) but not read back into the journal yet.
+    with store.transaction() as session:
+        session.query(JournalDocument).filter_by(system="onec", number="0000-1042").delete()
+    view = customer_view(store, console_config(str(store.engine.url)), ANNA, NOW)
+    (row,) = view.documents
+    assert row["evotor"].source_id == seeded.anna_sale
+    assert row["onec"] == LinkedRef("onec", "cheque", "9a0f1c2e-0001-11ef-8a4b-005056b1c2d3")
