@@ -35,6 +35,7 @@ import requests
 from sqlalchemy import select
 
 from adapters.base import RawRecord, build_adapter
+from connector.categories import sku_categories, with_categories
 from connector.config import ConnectorConfig
 from connector.errors import ConfigError, MappingError
 from connector.mapping import Mapping, load_mapping, load_system_mapping
@@ -120,12 +121,7 @@ class SnapshotSource:
 
     def categories(self, names: Iterable[str]) -> dict[str, str]:
         """sku → category from every involved system's item catalog."""
-        out: dict[str, str] = {}
-        for name in names:
-            for item in self.catalogs(name).get("products", {}).values():
-                if isinstance(item, dict) and item.get("sku") and item.get("category"):
-                    out.setdefault(str(item["sku"]), str(item["category"]))
-        return out
+        return sku_categories(self.catalogs(name) for name in names)
 
     def documents(
         self, name: str, stores: list[str], since: datetime, until: datetime, categories: dict[str, str]
@@ -144,7 +140,7 @@ class SnapshotSource:
                 document = _map(mapping, record, catalogs)
                 if isinstance(document, Sale | Return):
                     key = record.payload.get(key_field) if isinstance(key_field, str) else None
-                    out.append((_with_categories(document, categories), str(key) if key else None))
+                    out.append((with_categories(document, categories), str(key) if key else None))
         self._tick(f"{name}: receipts", len(stores), len(stores))
         out.sort(key=lambda pair: (pair[0].occurred_at, pair[0].ref.id))
         return out
@@ -163,7 +159,7 @@ class SnapshotSource:
             if document is not None:
                 raw = entry.raw if isinstance(entry.raw, dict) else {}
                 key = raw.get(key_field) if isinstance(key_field, str) else None
-                out.append((_with_categories(document, categories), str(key) if key else None))
+                out.append((with_categories(document, categories), str(key) if key else None))
         self._tick(f"{name}: receipts", 1, 1)
         out.sort(key=lambda pair: (pair[0].occurred_at, pair[0].ref.id))
         return out
@@ -283,18 +279,6 @@ def _map(mapping: Mapping, record: RawRecord, catalogs: dict[str, Any]) -> Any:
         raise MappingError(
             exc.message, **{**exc.context, "system": record.system, "document": record.id}
         ) from None
-
-
-def _with_categories(document: Sale | Return, categories: dict[str, str]) -> Sale | Return:
-    if all(line.category or not line.sku or line.sku not in categories for line in document.lines):
-        return document
-    lines = tuple(
-        line
-        if line.category or not line.sku
-        else line.model_copy(update={"category": categories.get(line.sku)})
-        for line in document.lines
-    )
-    return document.model_copy(update={"lines": lines})
 
 
 def _bonus_documents(adapter: Any, since: datetime, until: datetime) -> Iterator[RawRecord]:

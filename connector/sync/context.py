@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.base import build_adapter
+from connector.categories import sku_categories
 from connector.config import ConnectorConfig, Route
 from connector.logs import get_logger
 from connector.mapping import Mapping, load_system_mapping
@@ -62,6 +63,7 @@ class SyncContext:
     _adapters: dict[str, Any] = field(default_factory=dict)
     _mappings: dict[str, Mapping] = field(default_factory=dict)
     _catalogs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _categories: dict[str, str] | None = None
     waiting: set[tuple[str, str, str]] = field(default_factory=set)
     """(route name, store, document id) of documents that waited on another this run (retried once at its end)."""
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -115,6 +117,15 @@ class SyncContext:
                 else:
                     self._catalogs[system] = {}
             return self._catalogs[system]
+
+    def categories(self) -> dict[str, str]:
+        """sku → category from accounting's item catalogs, read once per run (the rules need categories)."""
+        if self._categories is None:
+            names = [name for name, system in self.config.systems.items() if system.adapter == "onec"]
+            found = sku_categories(self.catalogs(name) for name in names)
+            with self._lock:
+                self._categories = found
+        return self._categories
 
     def fail(self, failure: Failure, error: BaseException) -> None:
         """Park a failed document: transient with its next attempt time, or permanent once out of attempts."""

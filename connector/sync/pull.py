@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from adapters.base import RawRecord
+from connector.categories import with_categories
 from connector.config import ConnectorConfig, parse_duration
 from connector.errors import ConnectorError, MappingError
 from connector.logs import get_logger
-from connector.model import DocRef, Posting
+from connector.model import DocRef, Posting, Return, Sale
 from connector.store import Store, open_store
 from connector.store.journal import raw_version
 from connector.store.tables import utc_now
@@ -119,6 +120,8 @@ def journal_record(ctx: SyncContext, record: RawRecord, report: PullReport) -> N
     except MappingError as exc:
         _park_unmapped(ctx, record, version, exc, report)
         return
+    if isinstance(mapped, Sale | Return):
+        mapped = with_categories(mapped, ctx.categories())
     kind = mapped.ref.kind if mapped.ref is not None else record.entity
     place, day = _place(ctx, mapped) if isinstance(mapped, Posting) else (record.store, None)
     with ctx.writing():
