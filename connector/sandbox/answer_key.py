@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from connector.discrepancies import DISCREPANCY_KINDS  # re-exported: the sandbox injects every kind
 from connector.sandbox._expected import (
     ExpectedPosting,
     canonical_documents,
@@ -38,23 +39,6 @@ __all__ = [
     "posting_key",
     "record_earlier_run",
 ]
-
-DISCREPANCY_KINDS = (
-    "missing_in_right",
-    "missing_in_left",
-    "amount_mismatch",
-    "line_mismatch",
-    "customer_mismatch",
-    "missing_accrual",
-    "accrual_mismatch",
-    "missing_reversal",
-    "duplicate_posting",
-    "orphan_posting",
-    "redemption_over_limit",
-    "return_without_sale",
-    "balance_mismatch",
-)
-"""Every discrepancy kind of DESIGN.md §7, in its order."""
 
 MOSCOW = timezone(timedelta(hours=3))  # 1C's and the CRM's clock: Europe/Moscow has no daylight saving
 _CREDIT_KINDS = {"accrual", "redemption_refund", "adjustment"}
