@@ -51,7 +51,7 @@ def test_bench_sync_json_counts_requests_per_write(run_cli: Callable[..., Any]) 
 
 def test_bench_sync_prints_targets_with_verdicts(run_cli: Callable[..., Any]) -> None:
     result = run_cli(
-        "bench", "sync", "--receipts", "20", "--stores", "1", "--latency-ms", "0", "--workers", "1"
+        "bench", "sync", "--receipts", "7", "--stores", "1", "--latency-ms", "0", "--workers", "1"
     )
     assert result.code == 0, result.err
     assert "load average" in result.out
