@@ -314,8 +314,8 @@ def customer_view(store: Store, config: ConnectorConfig, query: str, now: dateti
     view = CustomerView(account=account, systems=_document_systems(config))
     view.documents = _rows(store, documents)
     view.postings = _postings(store, account, [d for d in journaled if d not in documents])
-    view.balances = {system: _balances(rows, now) for system, rows in view.postings.items()}
     view.ledgers = _ledger_systems(config, view.postings)
+    view.balances = {system: _balances(view.postings.get(system, []), now) for system in view.ledgers}
     _expected(view, documents, config)
     view.discrepancies, view.failures = _touching(store, account, documents)
     for extra in sorted({s for row in view.documents for s in row} - set(view.systems)):

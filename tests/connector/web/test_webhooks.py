@@ -146,3 +146,20 @@ def test_a_wrong_signature_is_refused(served: tuple[SyncWorld, TestClient]) -> N
     body = b'{"id": "e-2"}'
     answer = client.post("/webhooks/evotor/events", content=body, headers=_signed(body, "other secret"))
     assert answer.status_code == 401
+
+
+def test_the_service_app_serves_the_console_beside_the_webhooks(tmp_path: Path) -> None:
+    from connector.config import ConnectorConfig
+
+    config = ConnectorConfig(state=f"sqlite:///{tmp_path / 'state.db'}")
+    app = create_app(config, process_webhooks=False)
+    try:
+        paths = {getattr(route, "path", None) for route in app.routes}
+        assert {"/webhooks/evotor/receipts", "/webhooks/evotor/events", "/console", "/api/v1"} <= paths
+        with TestClient(app) as client:
+            # no Evotor system, no token: refused with a reason Evotor retries on, nothing journaled
+            answer = client.post("/webhooks/evotor/receipts", content=b"{}", headers=AUTH)
+            assert answer.status_code == 503
+            assert "webhook_token" in answer.json()["error"]
+    finally:
+        app.state.store.close()

@@ -41,7 +41,11 @@ def test_anna_missing_accrual_is_expected_found_nowhere_and_touches_her_failure(
     ]
     assert [d.kind for d in view.discrepancies] == ["missing_accrual"]
     assert [f.id for f in view.failures] == [seeded.anna_failure]
-    assert view.balances == {}
+    zero = Decimal("0.00")
+    assert {system: (b.total, b.available) for system, b in view.balances.items()} == {
+        "connector": (zero, zero),
+        "crm": (zero, zero),
+    }, "a ledger without the customer's postings shows zero, not nothing"
 
 
 def test_boris_postings_side_by_side_with_pending_balances(store: Store, seeded: Seeded) -> None:
