@@ -68,13 +68,20 @@ def _last_good_run(store: Store, kind: str) -> Run | None:
 
 
 def health_view(
-    store: Store, config: ConnectorConfig, now: datetime, *, check_systems: bool = True
+    store: Store,
+    config: ConnectorConfig,
+    now: datetime,
+    *,
+    check_systems: bool = True,
+    timeout: float = _TIMEOUT_S,
 ) -> HealthView:
     """Probe every configured system (in parallel) and read the pull watermarks, last runs and leases."""
     systems: list[Reachability] = []
     if check_systems and config.systems:
         with ThreadPoolExecutor(max_workers=min(8, len(config.systems))) as pool:
-            futures = [pool.submit(probe, name, system.base_url) for name, system in config.systems.items()]
+            futures = [
+                pool.submit(probe, name, system.base_url, timeout) for name, system in config.systems.items()
+            ]
             systems = [future.result() for future in futures]
     last = {kind: _last_good_run(store, kind) for kind in ("sync", "reconcile")}
     return HealthView(systems, sync_cursors(store), leases(store), last, now)

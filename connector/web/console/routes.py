@@ -7,6 +7,7 @@ import io
 import json
 from datetime import date
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
@@ -24,6 +25,7 @@ from .web import console_state, page_user, render
 __all__ = ["parse_date", "router"]
 
 router = APIRouter()
+_DASHBOARD_PROBE_S = 0.7
 Viewer = Annotated[UserInfo, Depends(page_user)]
 
 
@@ -43,7 +45,7 @@ def _param(request: Request, name: str) -> str | None:
 def dashboard(request: Request, user: Viewer) -> Response:
     """Last runs, open failures by system, the discrepancy trend, and scheduler health."""
     state = console_state(request)
-    today = state.clock().astimezone().date()
+    today = state.clock().astimezone(ZoneInfo(state.config.timezone)).date()
     trend = q.discrepancy_trend(state.store, today)
     return render(
         request,
@@ -55,6 +57,14 @@ def dashboard(request: Request, user: Viewer) -> Response:
         chart=trend_svg(trend, lambda d: f"{d:%d.%m}"),
         leases=q.leases(state.store),
         cursors=q.sync_cursors(state.store),
+        # A short probe: the dashboard must open quickly even when a system is down (the health page waits longer).
+        systems=health_view(
+            state.store,
+            state.config,
+            state.clock(),
+            check_systems=state.probe_systems,
+            timeout=_DASHBOARD_PROBE_S,
+        ).systems,
         now=state.clock(),
     )
 
