@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from adapters.base import RawRecord
@@ -276,8 +276,12 @@ def _pull(ctx: SyncContext, system: str, scope: SyncScope, workers: int) -> Pull
     if scope.kind == "window":
         since, until = window_bounds(scope.date_from or scope.date_to or ctx.now.date(),
                                      scope.date_to or scope.date_from or ctx.now.date())  # fmt: skip
+        # A ledger operation is dated when it is written (often by this very run), not on its receipt's date:
+        # a backfill reads the ledger up to now, so what the run wrote to the CRM reaches its 1C mirror.
         windows = [
-            Window(system, stream, store, since, until)
+            Window(
+                system, stream, store, since, max(until, _ledger_until()) if stream == "operations" else until
+            )
             for stream, store in source_streams(ctx, system, stores)
         ]
         return run_pulls(ctx, windows, advance=False, workers=workers)
@@ -286,6 +290,11 @@ def _pull(ctx: SyncContext, system: str, scope: SyncScope, workers: int) -> Pull
         for stream, store in source_streams(ctx, system, stores)
     ]
     return run_pulls(ctx, windows, advance=False, workers=workers)  # moved by _advance at the end of the run
+
+
+def _ledger_until() -> datetime:
+    """Now, with slack for the ledger's clock: operations written moments ago by this run are included."""
+    return utc_now() + timedelta(hours=1)
 
 
 def _pull_document(ctx: SyncContext, system: str, scope: SyncScope) -> PullReport:

@@ -17,6 +17,7 @@ For one partition of one route:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -25,6 +26,7 @@ from typing import Any
 from adapters.http import outcome_unknown
 from connector.config import Route
 from connector.errors import IdempotencyConflict
+from connector.logs import get_logger
 from connector.model import DocRef, Posting, parse_document
 from connector.sync.batch import confirm_many, fail_many, link_many, mark_sent_many, outbox_rows, record_many
 from connector.sync.context import SyncContext, failure_for, route_name
@@ -32,6 +34,8 @@ from connector.sync.failures import WaitingError
 from connector.sync.plan import PlannedWrite
 
 __all__ = ["outbox_states", "push_writes", "record_writes"]
+
+_log = get_logger("connector.sync.push")
 
 _IN_CHUNK = 500
 _BONUS_KIND = "Document_НачислениеИСписаниеБонусныхБаллов"
@@ -50,6 +54,8 @@ def record_writes(ctx: SyncContext, route: Route, writes: Sequence[PlannedWrite]
     """
     with ctx.writing():
         conflicts = record_many(ctx.store, [(w.key, route.to, w.operation, w.payload) for w in writes])
+    if route.write == "bonus_documents":
+        writes = _without_source_duplicates(ctx, route, writes, conflicts)
     refused = {w.source for w in writes if w.key in conflicts}
     for write in writes:
         if write.key in conflicts:
@@ -58,6 +64,41 @@ def record_writes(ctx: SyncContext, route: Route, writes: Sequence[PlannedWrite]
     if postings and route.write == "postings":
         _append(ctx, route, [w for w in writes if w.posting is not None and w.source not in refused])
     return refused
+
+
+def _operation_id(payload: Any) -> str | None:
+    ref = payload.get("ref") if isinstance(payload, dict) else None
+    return str(ref.get("id")) if isinstance(ref, dict) and ref.get("id") is not None else None
+
+
+def _without_source_duplicates(
+    ctx: SyncContext, route: Route, writes: Sequence[PlannedWrite], conflicts: dict[str, IdempotencyConflict]
+) -> list[PlannedWrite]:
+    """Mirror the first ledger operation of a posting key; a second one with that key is a duplicate in the source.
+
+    Two CRM operations carrying one posting key are a ``duplicate_posting`` the reconciliation reports (its fix, a
+    compensating posting, is mirrored in turn); mirroring both under one key is impossible and parking them would
+    fail every run. A changed payload of the *same* operation stays a conflict and is parked.
+    """
+    first_of = {
+        key: _operation_id(json.loads(str(conflict.context["existing"])).get("payload"))
+        for key, conflict in conflicts.items()
+    }
+    kept: list[PlannedWrite] = []
+    for write in writes:
+        first, mine = first_of.get(write.key), _operation_id(write.payload)
+        if write.key not in first_of or first is None or mine is None or first == mine:
+            kept.append(write)
+            continue
+        ctx.count(route.to, write.store, "skipped")
+        _log.info(
+            "sync.source_duplicate", route=route_name(route), key=write.key, first=first, duplicate=mine
+        )
+    for key, first in first_of.items():
+        # The key is recorded for exactly the operation that remains: no conflict left to park.
+        if first is not None and all(_operation_id(w.payload) == first for w in kept if w.key == key):
+            del conflicts[key]
+    return kept
 
 
 def _append(ctx: SyncContext, route: Route, writes: list[PlannedWrite]) -> None:

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import socket
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 import requests
 import yaml
 
 from connector.rules import expected_postings
-from connector.sandbox import server as server_module
 from connector.sandbox.answer_key import canonical_documents, load_world_program
 from connector.sandbox.server import CRM_API_KEY, EVOTOR_TOKEN, ONEC_PASSWORD, ONEC_USER
 from connector.sandbox.world import World
@@ -32,29 +27,10 @@ __all__ = [
     "crm_comments",
     "expected_keys",
     "inject_malformed_receipt",
-    "nodelay_sandbox",
     "onec_comments",
     "seed_opening_balances",
     "write_config",
 ]
-
-
-@contextmanager
-def nodelay_sandbox() -> Iterator[None]:
-    """Serve the sandbox with TCP_NODELAY on its listening socket (inherited by each connection).
-
-    Without it every keep-alive answer waits ~40 ms for the client's delayed ACK (Nagle), which makes a
-    sandbox sync ten times slower than the code under test. Remove once ``connector.sandbox.server`` sets it.
-    """
-    original = server_module._bind
-
-    def bind(host: str, port: int) -> socket.socket:
-        sock = original(host, port)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-    with patch.object(server_module, "_bind", bind):
-        yield
 
 
 def write_config(

@@ -38,7 +38,7 @@ from connector.web.app import create_app
 from connector.web.auth import create_user
 from connector.web.console import install_console
 from tests.connector.web.seed import NOW, Seeded, cheap_hashes, console_config, seed
-from tests.e2e.sync_support import nodelay_sandbox, seed_opening_balances, write_config
+from tests.e2e.sync_support import seed_opening_balances, write_config
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 
@@ -140,7 +140,7 @@ def sandbox_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxLi
     directory = tmp_path_factory.mktemp("sandbox")
     world = generate_world(SandboxOptions(seed=5, stores=1, days=1, receipts=4, customers=4, clean=True,
                                           start=date(2026, 11, 2)))  # fmt: skip
-    with nodelay_sandbox(), SandboxServer(world, rate_per_second=0) as sandbox:
+    with SandboxServer(world, rate_per_second=0) as sandbox:
         seed_opening_balances(sandbox.base_url, world)
         path = write_config(world, sandbox.base_url, directory, sync={"max_attempts": 1})
         _short_http_waits(path)

@@ -29,7 +29,6 @@ from tests.e2e.sync_support import (
     crm_comments,
     expected_keys,
     inject_malformed_receipt,
-    nodelay_sandbox,
     onec_comments,
     seed_opening_balances,
     write_config,
@@ -57,7 +56,7 @@ def test_sigkill_at_20_moments_under_faults_loses_nothing_and_writes_nothing_twi
     malformed = inject_malformed_receipt(world)
     assert len(world.receipts) >= 2001
     rng = random.Random(7)
-    with nodelay_sandbox(), SandboxServer(world, rate_per_second=0, fault_seed=3) as sandbox:
+    with SandboxServer(world, rate_per_second=0, fault_seed=3) as sandbox:
         seed_opening_balances(sandbox.base_url, world)
         sandbox.faults.update(FAULTS)
         sandbox.faults.retry_after = 0  # a 429's Retry-After: the test's clock is short

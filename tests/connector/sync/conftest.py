@@ -13,7 +13,7 @@ from connector.config import ConnectorConfig, load_config
 from connector.sandbox.generator import SandboxOptions, generate_world
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.world import World
-from tests.e2e.sync_support import expected_keys, nodelay_sandbox, seed_opening_balances, write_config
+from tests.e2e.sync_support import expected_keys, seed_opening_balances, write_config
 from tests.pg import isolated_schema_url, require_postgres
 
 
@@ -41,7 +41,7 @@ def start_world(tmp_path: Path, *, state: str | None = None, malformed: bool = F
         from tests.e2e.sync_support import inject_malformed_receipt
 
         inject_malformed_receipt(world)
-    with nodelay_sandbox(), SandboxServer(world, rate_per_second=0) as sandbox:
+    with SandboxServer(world, rate_per_second=0) as sandbox:
         seed_opening_balances(sandbox.base_url, world)
         path = write_config(world, sandbox.base_url, tmp_path, state=state)
         yield SyncWorld(world, sandbox.base_url, load_config(path), path, crm_keys, receipt_keys)
