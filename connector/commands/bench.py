@@ -7,6 +7,7 @@ Each prints its measures beside the issue's targets (PASS / MISS) and the machin
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ app = typer.Typer(
     help="Benchmarks: sync against a sandbox with latency, reconciliation compare against DuckDB and datacompy.",
     no_args_is_help=True,
 )
+
+
+def _quiet() -> None:
+    """Warnings of each failed item would drown the summary; --verbose and --debug keep their own level."""
+    if logging.getLogger().getEffectiveLevel() == logging.WARNING:
+        configure_logging("ERROR")
 
 
 def _emit(result: dict[str, Any], lines: list[str], as_json: bool) -> None:
@@ -45,7 +52,7 @@ def sync_command(
     """Sync N receipts tills → CRM and tills → 1C; time the pull stage against plain requests."""
     from connector.bench.sync_bench import format_sync, run_sync_bench
 
-    configure_logging("ERROR")  # the sync logs every request at info; a benchmark prints its own summary
+    _quiet()
     result = run_sync_bench(
         receipts=receipts, stores=stores, latency_ms=latency_ms, workers=workers, seed=seed, profile=profile
     )
@@ -67,7 +74,7 @@ def reconcile_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Compare N receipts per side from the state store against DuckDB and datacompy (or --end-to-end)."""
-    configure_logging("ERROR")
+    _quiet()
     if end_to_end:
         from connector.bench.reconcile_e2e import format_end_to_end, run_end_to_end_bench
 
