@@ -56,6 +56,8 @@ __all__ = [
     "Evaluation",
     "evaluate",
     "expected_postings",
+    "half_up",
+    "points_cents",
     "promotion_multiplier",
     "redemption_violations",
     "return_postings",
@@ -80,6 +82,21 @@ _TO_CENTS: dict[str, Callable[[Fraction], int]] = {
     "half_up": lambda points: _half_up(points) * 100,
     "none": lambda points: _half_up(points * 100),
 }
+
+
+def points_cents(value: Fraction, rounding: Rounding) -> int:
+    """Unrounded points → cents of a point under the program's rounding (``floor``/``half_up``: whole points).
+
+    Example:
+        >>> points_cents(Fraction(4375, 100), "floor"), points_cents(Fraction(4375, 100), "none")
+        (4300, 4375)
+    """
+    return _TO_CENTS[rounding](value)
+
+
+def half_up(value: Fraction) -> int:
+    """Nearest integer, halves away from zero (exact: no binary floating point)."""
+    return _half_up(value)
 
 
 def _from_cents(cents: int) -> Decimal:

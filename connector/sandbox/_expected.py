@@ -13,7 +13,7 @@ Each customer's documents are walked in order of their instant, ties by id, with
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from decimal import Decimal
@@ -24,24 +24,10 @@ import yaml
 
 from connector.model import Customer, DocRef, Fiscal, Line, Payment, Return, Sale
 from connector.program import Program
-from connector.rules import promotion_multiplier, tier_percent
+from connector.rules import half_up, points_cents, promotion_multiplier, tier_percent
 from connector.sandbox.world import Product, Receipt, SandboxCustomer, World
 
 __all__ = ["ExpectedPosting", "canonical_documents", "expected_by_receipt", "load_world_program"]
-
-_HALF = Fraction(1, 2)
-
-
-def _half_up(value: Fraction) -> int:
-    magnitude = math.floor(abs(value) + _HALF)
-    return magnitude if value >= 0 else -magnitude
-
-
-_TO_CENTS: dict[str, Callable[[Fraction], int]] = {
-    "floor": lambda points: math.floor(points) * 100,
-    "half_up": lambda points: _half_up(points) * 100,
-    "none": lambda points: _half_up(points * 100),
-}
 
 
 def _kopecks(amount: Decimal) -> int:
@@ -165,7 +151,7 @@ class _Walk:
         self.categories = {product.sku: product.category for product in world.products}
         self.overrides = {name: Fraction(value) for name, value in program.accrual.categories.items()}
         self.value = Fraction(program.point_value)
-        self.to_cents = _TO_CENTS[program.accrual.rounding]
+        self.rounding = program.accrual.rounding
         self.fixed = _kopecks(program.accrual.fixed_per_purchase)
         self.min_purchase = _kopecks(program.accrual.min_purchase)
         self.all_categories = sorted(set(self.categories.values()))
@@ -204,9 +190,13 @@ class _Walk:
             rate * (amount - spent) for rate, amount, spent in zip(rates, amounts, redeemed, strict=True)
         )
         qualifies = sum(amounts) - sum(redeemed) >= self.min_purchase
-        accrual = self.to_cents(Fraction(weighted, denominator * 100)) + self.fixed if qualifies else 0
+        accrual = (
+            points_cents(Fraction(weighted, denominator * 100), self.rounding) + self.fixed
+            if qualifies
+            else 0
+        )
         bonus = _kopecks(receipt.bonus_redeemed)
-        redemption = _half_up(Fraction(bonus) / self.value) if bonus else 0
+        redemption = half_up(Fraction(bonus) / self.value) if bonus else 0
         return _Sale(receipt, amounts, redeemed, rates, denominator, accrual, redemption)
 
     def _sale(self, receipt: Receipt, spend: int) -> None:
@@ -257,8 +247,8 @@ class _Walk:
                     share = Fraction(took, amount)
                     earned += share * (amount - spent_i) * rate
                     spent += share * spent_i
-            reversal = min(self.to_cents(earned / (sale.denominator * 100)), accrual_left)
-            refund = min(self.to_cents(spent / 100 / self.value), redemption_left)
+            reversal = min(points_cents(earned / (sale.denominator * 100), self.rounding), accrual_left)
+            refund = min(points_cents(spent / 100 / self.value, self.rounding), redemption_left)
         sale.reversed += reversal
         sale.refunded += refund
         return reversal, refund
