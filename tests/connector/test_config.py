@@ -175,7 +175,8 @@ def test_sync_section_defaults_and_per_system_lookback(tmp_path: Path) -> None:
     assert settings.workers == 8
     assert settings.lookback_for("onec").days == 7
     assert settings.lookback_for("evotor").days == 2
-    assert settings.start is not None and settings.start.isoformat() == "2026-11-01"
+    assert settings.start is not None
+    assert settings.start.isoformat() == "2026-11-01"
     assert settings.max_attempts == 3
 
 
