@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-import uvicorn
 
 from adapters.crm import CrmAdapter
 from adapters.evotor import EvotorAdapter
@@ -26,28 +21,7 @@ from connector.sandbox.evotor import DEFAULT_TOKEN, build_evotor_app
 from connector.sandbox.faults import FaultInjector, faults_middleware
 from connector.sandbox.generator import SandboxOptions, generate_world
 from connector.sandbox.world import World
-
-
-@contextmanager
-def _serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread on a free loopback port; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+from tests.connector.sandbox._servers import serve
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +31,7 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def evotor_url(world: World) -> Iterator[str]:
-    with _serve(build_evotor_app(world, page_size=10, rate_per_second=0)) as url:
+    with serve(build_evotor_app(world, page_size=10, rate_per_second=0)) as url:
         yield url
 
 
@@ -65,14 +39,14 @@ def evotor_url(world: World) -> Iterator[str]:
 def evotor_dup_url(world: World) -> Iterator[str]:
     app = faults_middleware(build_evotor_app(world, page_size=10, rate_per_second=0),
                             FaultInjector("evotor:dup=1"), "evotor")  # fmt: skip
-    with _serve(app) as url:
+    with serve(app) as url:
         yield url
 
 
 @pytest.fixture
 def crm_url(world: World) -> Iterator[str]:
     """A fresh CRM per test: its ledger starts from the world's operations."""
-    with _serve(build_crm_app(world, rate_per_second=0)) as url:
+    with serve(build_crm_app(world, rate_per_second=0)) as url:
         yield url
 
 
@@ -234,7 +208,7 @@ def test_a_charge_takes_points_away(world: World, crm_url: str) -> None:
 
 def test_the_feed_with_the_dup_fault_yields_each_operation_once(world: World) -> None:
     app = faults_middleware(build_crm_app(world, rate_per_second=0), FaultInjector("crm:dup=1"), "crm")
-    with _serve(app) as url:
+    with serve(app) as url:
         config = SystemConfig(
             adapter="crm", base_url=url, api_key=DEFAULT_API_KEY, options={"feed_limit": 20}
         )

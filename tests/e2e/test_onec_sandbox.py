@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-import uvicorn
 
 from adapters.onec import OneCAdapter
 from connector.config import SystemConfig
@@ -22,6 +17,7 @@ from connector.mapping import load_mapping
 from connector.model import Customer, DocRef, Line, Payment, Posting, Return, Sale
 from connector.sandbox.onec import build_onec_app
 from connector.sandbox.world import OneCReceipt, Product, ReceiptLine, SandboxCustomer, Store, World
+from tests.connector.sandbox._servers import serve
 
 MSK = ZoneInfo("Europe/Moscow")
 BONUS_SET = "Document_НачислениеИСписаниеБонусныхБаллов"
@@ -136,25 +132,6 @@ def _world() -> World:
     return world
 
 
-@contextmanager
-def _serve(app: Any) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="critical", lifespan="off", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 @pytest.fixture(scope="module")
 def world() -> World:
     return _world()
@@ -163,7 +140,7 @@ def world() -> World:
 @pytest.fixture(scope="module", params=["ut", "retail"])
 def sandbox(request: pytest.FixtureRequest, world: World) -> Iterator[tuple[str, str, Any]]:
     app = build_onec_app(world, flavour=request.param, user="Обмен", password="секрет")
-    with _serve(app) as url:
+    with serve(app) as url:
         yield request.param, url, app.state.infobase
 
 
@@ -402,7 +379,7 @@ def test_a_receipt_whose_create_answer_was_lost_is_written_once(sandbox: tuple[s
 
 def test_soap_balance_and_idempotent_bonus_operation(world: World) -> None:
     app = build_onec_app(world, flavour="ut", user="Обмен", password="секрет")
-    with _serve(app) as url:
+    with serve(app) as url:
         onec = _adapter(
             "ut",
             url,
@@ -431,7 +408,7 @@ def test_a_generated_week_reads_back_whole_and_maps(flavour: str) -> None:
     generator = pytest.importorskip("connector.sandbox.generator")
     generated: World = generator.generate_world(generator.SandboxOptions(stores=2, days=7, receipts=12))
     app = build_onec_app(generated, flavour=flavour)  # type: ignore[arg-type]
-    with _serve(app) as url:
+    with serve(app) as url:
         config = SystemConfig(
             adapter="onec",
             base_url=url,
