@@ -25,7 +25,7 @@ parameter (missing: 401, wrong: 403). Past the per-key budget the answer is 503,
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -125,15 +125,7 @@ class _Crm:
             found = [c for c in found if c.card == card.replace(" ", "")]
         if customer_id := params.get("filter[customerId]"):
             found = [c for c in found if str(c.crm_customer_id) == customer_id]
-        limit, page = _paging(params.get("limit"), params.get("page"))
-        chosen = found[(page - 1) * limit : page * limit]
-        return _json(
-            {
-                "success": True,
-                "pagination": _pagination(limit, page, len(found)),
-                "loyaltyAccounts": [self.account(c) for c in chosen],
-            }
-        )
+        return _page(params, found, "loyaltyAccounts", self.account)
 
     async def account_get(self, request: Request) -> Response:
         customer = self.customer(request)
@@ -198,15 +190,7 @@ class _Crm:
             for o in ops
             if (since is None or o.created_at >= since) and (until is None or o.created_at <= until)
         ]
-        limit, page = _paging(params.get("limit"), params.get("page"))
-        chosen = ops[(page - 1) * limit : page * limit]
-        return _json(
-            {
-                "success": True,
-                "pagination": _pagination(limit, page, len(ops)),
-                "bonusOperations": [self.operation(o) for o in chosen],
-            }
-        )
+        return _page(params, ops, "bonusOperations", self.operation)
 
     async def details(self, request: Request) -> Response:
         customer = self.customer(request)
@@ -254,6 +238,19 @@ def _paging(limit_raw: str | None, page_raw: str | None) -> tuple[int, int]:
     limit = int(limit_raw) if limit_raw and limit_raw.isdigit() and int(limit_raw) in FEED_LIMITS else 20
     page = int(page_raw) if page_raw and page_raw.isdigit() and int(page_raw) > 0 else 1
     return limit, page
+
+
+def _page(params: Any, items: Sequence[Any], name: str, render: Callable[[Any], Any]) -> Response:
+    """One page of ``items`` (``limit`` / ``page`` query), as RetailCRM answers a paged list."""
+    limit, page = _paging(params.get("limit"), params.get("page"))
+    chosen = items[(page - 1) * limit : page * limit]
+    return _json(
+        {
+            "success": True,
+            "pagination": _pagination(limit, page, len(items)),
+            name: [render(i) for i in chosen],
+        }
+    )
 
 
 def _pagination(limit: int, page: int, total: int) -> dict[str, int]:
