@@ -25,38 +25,28 @@ from typing import Any
 
 from connector.bench.common import peak_rss_mb, timed
 from connector.config import ReconcileSpec
-from connector.model import Return, Sale
 from connector.reconcile.compare import compare_snapshot
-from connector.reconcile.model import DocRecord, Snapshot, line_signature
+from connector.reconcile.model import DocRecord, Snapshot
+from connector.reconcile.snapshot import SharedValues, document_record
 from connector.store import Store, open_store
 from connector.store.journal import Journal
 
-__all__ = ["KEY_FIELD", "load_side", "main", "measure_in_child", "to_record"]
+__all__ = ["KEY_FIELD", "load_side", "main", "measure_in_child"]
 
 KEY_FIELD = "Комментарий"
 """Where the 1C adapter reads the connector's key of a document (its default ``external_id_field``)."""
 
 
-def to_record(document: Sale | Return, external_key: str | None) -> DocRecord:
-    """A canonical document as the compare stage's record (the snapshot loader's conversion)."""
-    return DocRecord(
-        system=document.ref.system, id=document.ref.id, kind=document.type, store=document.store,
-        business_date=document.business_date, occurred_at=document.occurred_at, number=document.number,
-        total=document.total, account=document.account, lines=line_signature(document),
-        fiscal=(document.fiscal.fn, document.fiscal.fd) if document.fiscal else None,
-        external_key=external_key, status=document.status,
-    )  # fmt: skip
-
-
 def load_side(store: Store, system: str, first: date, last: date) -> list[DocRecord]:
     """One system's receipts of the window from the journal, as records (the snapshot's journal path)."""
     records: list[DocRecord] = []
+    shared = SharedValues()
     for entry in Journal(store.sessions).documents_in_window(system, None, first, last):
         document = entry.document
         if document is not None:
             raw = entry.raw if isinstance(entry.raw, dict) else {}
             key = raw.get(KEY_FIELD)
-            records.append(to_record(document, str(key) if key else None))
+            records.append(document_record(document, str(key) if key else None, shared))
     records.sort(key=lambda record: (record.occurred_at, record.id))
     return records
 
