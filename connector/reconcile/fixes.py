@@ -110,6 +110,7 @@ def apply_fixes(
     *,
     session: requests.Session | None = None,
     who: str = "cli",
+    wait: float = 120.0,
 ) -> ApplyReport:
     """Perform every automatic fix of ``result`` through the outbox; manual ones are left to a person.
 
@@ -119,12 +120,19 @@ def apply_fixes(
         store: the state database holding the outbox.
         session: one HTTP session for every adapter.
         who: recorded as the fixes' ``applied_by``.
+        wait: seconds to wait for running syncs: a fix is written under the key a sync would use (a missing
+            accrual), so the two never write at the same moment.
+
+    Raises:
+        SyncBusyError: a sync still runs after ``wait`` seconds; nothing was applied.
     """
     from connector.reconcile.persist import mark_applied
+    from connector.sync.locks import process_lock
 
     applier = _Applier(config, store, session)
-    for _item, fix in plan_fixes(result):
-        applier.apply(fix)
+    with process_lock(store, wait=wait, exclusive=True):
+        for _item, fix in plan_fixes(result):
+            applier.apply(fix)
     done = applier.report.written + applier.report.already
     mark_applied(store, done, who=who)
     return applier.report

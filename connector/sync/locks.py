@@ -4,6 +4,10 @@
   ``pg_try_advisory_lock(key)``, taken on a connection held while the partition is processed. A second process
   skips a partition it cannot lock (the holder is doing it); a process that dies loses its locks with its
   connection, so SIGKILL leaves nothing to clean up.
+* Writers to other systems: a ``sync`` run holds the run lock *shared* and ``reconcile --fix --apply`` holds it
+  *exclusive* (:func:`process_lock` with ``exclusive=True``), so a fix never writes a key at the same moment as a
+  sync that could write the same key (a missing accrual is fixed under the sync's own key). On PostgreSQL it is a
+  session-level advisory lock (syncs still run side by side); on SQLite the file lock below is exclusive anyway.
 * SQLite: one writer at a time is all the file allows, so the whole run takes an exclusive ``flock`` on
   ``<database>.sync.lock`` beside the file. A second ``sync`` waits up to ``wait`` seconds for it, then stops with
   :class:`SyncBusyError` naming the holder's pid; the kernel drops the lock when the holder dies.
@@ -70,16 +74,21 @@ def _lock_path(store: Store) -> Path | None:
 
 
 @contextmanager
-def process_lock(store: Store, *, wait: float = 0.0) -> Iterator[None]:
-    """Hold the SQLite state database for a whole run (a no-op on PostgreSQL and in-memory SQLite).
+def process_lock(store: Store, *, wait: float = 0.0, exclusive: bool = False) -> Iterator[None]:
+    """Hold the run lock: shared by ``sync`` runs, exclusive for applying reconciliation fixes.
 
     Args:
         store: the open state database.
-        wait: seconds to wait for another run to finish before giving up.
+        wait: seconds to wait for the holders to finish before giving up.
+        exclusive: for a writer that must not overlap any sync (PostgreSQL; on SQLite every holder is exclusive).
 
     Raises:
         SyncBusyError: another process holds the lock after ``wait`` seconds.
     """
+    if store.dialect == "postgresql":
+        with _advisory_run_lock(store, wait=wait, exclusive=exclusive):
+            yield
+        return
     path = _lock_path(store)
     if path is None:
         yield
@@ -94,6 +103,32 @@ def process_lock(store: Store, *, wait: float = 0.0) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _advisory_run_lock(store: Store, *, wait: float, exclusive: bool) -> Iterator[None]:
+    take = "pg_try_advisory_lock" if exclusive else "pg_try_advisory_lock_shared"
+    release = "pg_advisory_unlock" if exclusive else "pg_advisory_unlock_shared"
+    deadline = time.monotonic() + wait
+    with store.engine.connect() as connection:
+        # Advisory locks span the whole server: scope the key to this state (database and schema).
+        where = connection.execute(text("SELECT current_database() || '.' || current_schema()")).scalar()
+        key = lock_key(f"run:{where}")
+        while not connection.execute(text(f"SELECT {take}(:k)"), {"k": key}).scalar():
+            connection.rollback()  # leave no transaction open while waiting
+            if time.monotonic() >= deadline:
+                raise SyncBusyError(
+                    "fixes are being applied on this state database; try again when they end"
+                    if not exclusive
+                    else "a sync is running on this state database; apply the fixes when it ends, or pass --wait",
+                )
+            time.sleep(_POLL_S)
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text(f"SELECT {release}(:k)"), {"k": key})
+            connection.commit()
 
 
 def _acquire(handle: IO[str], path: Path, wait: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,39 @@ def test_lock_keys_are_stable_signed_64_bit_integers() -> None:
     assert key == lock_key("evotor->crm:postings:s-1:2026-11-02")
     assert -(2**63) <= key < 2**63
     assert key != lock_key("evotor->crm:postings:s-1:2026-11-03")
+
+
+@pytest.mark.postgres
+def test_syncs_share_the_run_lock_and_applying_fixes_excludes_them(pg_state: str) -> None:
+    one, two, fixer = open_store(pg_state), open_store(pg_state), open_store(pg_state)
+    try:
+        with (  # two syncs side by side; applying fixes must wait for them
+            process_lock(one),
+            process_lock(two),
+            pytest.raises(SyncBusyError, match="a sync is running"),
+            process_lock(fixer, wait=0, exclusive=True),
+        ):
+            pass
+        with (  # no sync now: the fixes go ahead, and a sync waits for them
+            process_lock(fixer, exclusive=True),
+            pytest.raises(SyncBusyError, match="fixes are being applied"),
+            process_lock(one, wait=0),
+        ):
+            pass
+        with process_lock(one):
+            pass  # free again
+    finally:
+        for store in (one, two, fixer):
+            store.close()
+
+
+def test_fixes_are_not_applied_while_a_sync_holds_the_sqlite_state(tmp_path: Path) -> None:
+    from connector.config import ConnectorConfig
+    from connector.discrepancies import ReconcileResult
+    from connector.reconcile import apply_fixes
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    with open_store(url) as store, process_lock(store):
+        result = ReconcileResult(date_from=date(2026, 11, 1), date_to=date(2026, 11, 1), stores=[])
+        with pytest.raises(SyncBusyError):
+            apply_fixes(ConnectorConfig(state=url), result, store, wait=0)
