@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -83,11 +85,28 @@ def _parse_url(url: str) -> URL:
     return parsed
 
 
+def _set_wal(cursor: Any) -> None:
+    """Switch to WAL, retrying while another connection holds the file.
+
+    Changing the journal mode needs the file to itself, and SQLite answers "database is locked" at once instead
+    of waiting the busy timeout (seen when several processes open a new state database together).
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         # WAL lets the console read while sync writes; NORMAL is durable across application crashes in WAL.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
