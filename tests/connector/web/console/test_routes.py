@@ -72,7 +72,8 @@ def test_reconciliation_detail_filters_and_exports_csv(client: TestClient, seede
     assert "-61,00" in page
     answer = client.get(f"/console/reconciliations/{seeded.reconcile_run}/discrepancies.csv")
     assert answer.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert answer.content.startswith("\ufeff".encode()), "a BOM, so that Excel reads the file as UTF-8"
+    rows = list(csv.DictReader(io.StringIO(answer.content.decode("utf-8-sig"))))
     assert [(r["kind"], r["delta"], r["fix"], r["state"]) for r in rows] == [
         ("balance_mismatch", "1.00", "manual", "open"),
         ("missing_accrual", "-61.00", "post_posting", "open"),
