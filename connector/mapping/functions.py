@@ -27,8 +27,9 @@ Example:
 from __future__ import annotations
 
 import contextvars
+import numbers
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -41,10 +42,14 @@ from jmespath.visitor import TreeInterpreter
 
 __all__ = [
     "FUNCTION_NAMES",
+    "Compiled",
     "Scope",
     "catalog_entry",
     "compile_expression",
+    "compile_node",
+    "compiled",
     "evaluate",
+    "interpret",
     "quote_identifiers",
     "to_decimal",
 ]
@@ -172,7 +177,8 @@ class _Functions(jmespath_functions.Functions):
         return None if value is None else _text(value)
 
 
-_OPTIONS = jmespath.Options(custom_functions=_Functions())
+_FUNCTIONS = _Functions()
+_OPTIONS = jmespath.Options(custom_functions=_FUNCTIONS)
 # One interpreter for every search: ParsedResult.search builds a new one (and its method cache) per call.
 _INTERPRETER = TreeInterpreter(_OPTIONS)
 FUNCTION_NAMES: frozenset[str] = frozenset(_Functions.FUNCTION_TABLE)
@@ -237,38 +243,380 @@ def compile_expression(text: str) -> ParsedResult:
     if unknown:
         raise ValueError(f"unknown function {unknown[0]}() in expression {text!r}")
     parsed.expression = text  # evidence shows what the integrator wrote, not the quoted form
-    parsed.fast_path = _field_chain(parsed.parsed)  # type: ignore[attr-defined]
+    compiled(parsed)
     return parsed
 
 
-def _field_chain(node: Mapping[str, Any]) -> tuple[str, ...] | None:
-    """The keys of a plain path (``a``, ``a.b.c``), which is read without the interpreter; else None."""
-    if node.get("type") == "field":
-        return (str(node["value"]),)
-    if node.get("type") == "subexpression":
-        parts = [_field_chain(child) for child in node["children"]]
-        if all(part is not None for part in parts):
-            return tuple(key for part in parts for key in part or ())
-    return None
+Compiled = Callable[[Any, Scope], Any]
+"""An expression compiled to Python: ``compiled(node, scope)`` is what the interpreter gives for it."""
+
+_SCOPED = frozenset({"param", "var", "field", "root", "catalog"})
+_COMPARATORS = TreeInterpreter.COMPARATOR_FUNC
 
 
-def _walk(keys: tuple[str, ...], node: Any) -> Any:
-    for key in keys:
-        if not isinstance(node, dict):
+class _UnsupportedError(Exception):
+    """A node the compiler leaves to the interpreter (a scope function with a computed name, an unknown
+    function): the whole expression is then interpreted."""
+
+
+def _is_actual_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Number)
+
+
+def _is_comparable(value: Any) -> bool:
+    """What JMESPath's ordering operators accept: numbers and strings (else the comparison is null)."""
+    return _is_actual_number(value) or isinstance(value, str)
+
+
+def _is_false(value: Any) -> bool:
+    """JMESPath falsehood, exactly as the interpreter tests it."""
+    return value == "" or value == [] or value == {} or value is None or value is False
+
+
+def compile_node(node: Mapping[str, Any]) -> Compiled:
+    """Compile a JMESPath AST node to a closure with the interpreter's semantics, node type by node type.
+
+    Each closure does what :class:`jmespath.visitor.TreeInterpreter` does for its node — same results, same
+    errors (function arguments are type-checked by JMESPath's own check whenever the quick check fails) — only
+    without walking the tree and dispatching on node types per document. The mapping's scope functions read
+    the :class:`Scope` passed in instead of a context variable.
+
+    Raises:
+        _UnsupportedError: a node left to the interpreter.
+    """
+    kind = node["type"]
+    children = node.get("children", [])
+    builder = _BUILDERS.get(kind)
+    if builder is None:
+        raise _UnsupportedError(kind)
+    return builder(node, [compile_node(child) for child in children if kind not in _LEAVES])
+
+
+def _field(node: Mapping[str, Any], _: list[Compiled]) -> Compiled:
+    key = node["value"]
+
+    def field(value: Any, scope: Scope) -> Any:
+        try:
+            return value.get(key)
+        except AttributeError:
             return None
-        node = node.get(key)
-    return node
+
+    return field
+
+
+def _chain(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    if len(parts) == 2:
+        first, second = parts
+        return lambda value, scope: second(first(value, scope), scope)
+
+    def chain(value: Any, scope: Scope) -> Any:
+        for part in parts:
+            value = part(value, scope)
+        return value
+
+    return chain
+
+
+def _literal(node: Mapping[str, Any], _: list[Compiled]) -> Compiled:
+    constant = node["value"]
+    return lambda value, scope: constant
+
+
+def _current(_: Mapping[str, Any], __: list[Compiled]) -> Compiled:
+    return lambda value, scope: value
+
+
+def _index(node: Mapping[str, Any], _: list[Compiled]) -> Compiled:
+    position = node["value"]
+
+    def index(value: Any, scope: Scope) -> Any:
+        if not isinstance(value, list):
+            return None
+        try:
+            return value[position]
+        except IndexError:
+            return None
+
+    return index
+
+
+def _slice(node: Mapping[str, Any], _: list[Compiled]) -> Compiled:
+    cut = slice(*node["children"])
+    return lambda value, scope: value[cut] if isinstance(value, list) else None
+
+
+def _comparator(node: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    left, right = parts
+    compare = _COMPARATORS[node["value"]]
+    if node["value"] in ("eq", "ne"):
+        return lambda value, scope: compare(left(value, scope), right(value, scope))
+
+    def ordered(value: Any, scope: Scope) -> Any:
+        one, other = left(value, scope), right(value, scope)
+        if not (_is_comparable(one) and _is_comparable(other)):
+            return None
+        return compare(one, other)
+
+    return ordered
+
+
+def _or(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    left, right = parts
+
+    def either(value: Any, scope: Scope) -> Any:
+        matched = left(value, scope)
+        return right(value, scope) if _is_false(matched) else matched
+
+    return either
+
+
+def _and(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    left, right = parts
+
+    def both(value: Any, scope: Scope) -> Any:
+        matched = left(value, scope)
+        return matched if _is_false(matched) else right(value, scope)
+
+    return both
+
+
+def _not(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    (inner,) = parts
+
+    def negated(value: Any, scope: Scope) -> Any:
+        result = inner(value, scope)
+        if _is_actual_number(result) and result == 0:
+            return False
+        return not result
+
+    return negated
+
+
+def _projection(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    base, each = parts
+
+    def projection(value: Any, scope: Scope) -> Any:
+        items = base(value, scope)
+        if not isinstance(items, list):
+            return None
+        return [current for item in items if (current := each(item, scope)) is not None]
+
+    return projection
+
+
+def _filter_projection(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    base, each, condition = parts
+
+    def filtered(value: Any, scope: Scope) -> Any:
+        items = base(value, scope)
+        if not isinstance(items, list):
+            return None
+        return [
+            current
+            for item in items
+            if not _is_false(condition(item, scope)) and (current := each(item, scope)) is not None
+        ]
+
+    return filtered
+
+
+def _value_projection(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    base, each = parts
+
+    def values(value: Any, scope: Scope) -> Any:
+        try:
+            items = base(value, scope).values()
+        except AttributeError:
+            return None
+        return [current for item in items if (current := each(item, scope)) is not None]
+
+    return values
+
+
+def _flatten(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    (base,) = parts
+
+    def flatten(value: Any, scope: Scope) -> Any:
+        items = base(value, scope)
+        if not isinstance(items, list):
+            return None
+        merged: list[Any] = []
+        for item in items:
+            if isinstance(item, list):
+                merged.extend(item)
+            else:
+                merged.append(item)
+        return merged
+
+    return flatten
+
+
+def _multi_list(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    return lambda value, scope: None if value is None else [part(value, scope) for part in parts]
+
+
+def _multi_dict(node: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    keys = [child["value"] for child in node["children"]]
+    pairs = list(zip(keys, parts, strict=True))
+    return lambda value, scope: None if value is None else {key: part(value, scope) for key, part in pairs}
+
+
+def _key_val_pair(_: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    return parts[0]
+
+
+class _Expression:
+    """An ``&expression`` argument (``map(&a, list)``, ``sort_by``) running compiled in the caller's scope.
+
+    JMESPath's functions check the type by its name (``_Expression``) and call ``visit(expression, item)``.
+    """
+
+    def __init__(self, expression: Mapping[str, Any], body: Compiled, scope: Scope) -> None:
+        self.expression, self._body, self._scope = expression, body, scope
+
+    def visit(self, node: Mapping[str, Any], value: Any) -> Any:
+        return self._body(value, self._scope)
+
+
+def _expref(node: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    (body,) = parts
+    inner = node["children"][0]
+    return lambda value, scope: _Expression(inner, body, scope)
+
+
+def _literal_name(node: Mapping[str, Any]) -> str:
+    children = node.get("children", [])
+    if not children or children[0].get("type") != "literal" or not isinstance(children[0]["value"], str):
+        raise _UnsupportedError(node["value"])
+    return str(children[0]["value"])
+
+
+def _scoped(node: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    """The mapping's scope functions, reading the scope passed in (their names must be literals)."""
+    name, arity = node["value"], len(parts)
+    if name == "root":
+        if arity:
+            raise _UnsupportedError(name)
+        return lambda value, scope: scope.root
+    key = _literal_name(node)
+    if name == "catalog":
+        if arity != 2:
+            raise _UnsupportedError(name)
+        entry_key = parts[1]
+
+        def catalog(value: Any, scope: Scope) -> Any:
+            wanted = entry_key(value, scope)
+            return None if wanted is None else catalog_entry(scope.catalogs.get(key, {}), _text(wanted))
+
+        return catalog
+    if arity != 1:
+        raise _UnsupportedError(name)
+    if name == "var":
+        return lambda value, scope: scope.vars.get(key)
+    if name == "field":
+        return lambda value, scope: scope.fields.get(key)
+
+    def param(value: Any, scope: Scope) -> Any:
+        if key not in scope.params:
+            raise jmespath_errors.JMESPathError(f"unknown mapping parameter {key!r}")
+        return scope.params[key]
+
+    return param
+
+
+def _function(node: Mapping[str, Any], parts: list[Compiled]) -> Compiled:
+    name = node["value"]
+    if name in _SCOPED:
+        return _scoped(node, parts)
+    spec = _FUNCTIONS.FUNCTION_TABLE.get(name)
+    if spec is None:
+        raise _UnsupportedError(name)  # the interpreter raises JMESPath's unknown-function error
+    function, signature = spec["function"], spec["signature"]
+    variadic = bool(signature) and signature[-1].get("variadic")
+    allowed_types = _FUNCTIONS._get_allowed_pytypes  # type: ignore[attr-defined]
+    typed = [allowed_types(argument["types"]) for argument in signature]
+    if variadic or len(signature) != len(parts) or any(subtypes for _, subtypes in typed):
+        # Arity errors and element type checks: JMESPath's own call, every time.
+        return lambda value, scope: _FUNCTIONS.call_function(name, [part(value, scope) for part in parts])
+    validate = _FUNCTIONS._validate_arguments  # type: ignore[attr-defined]
+    checks = [
+        (index, frozenset(types)) for index, (types, _) in enumerate(typed) if signature[index]["types"]
+    ]
+
+    def call(value: Any, scope: Scope) -> Any:
+        arguments = [part(value, scope) for part in parts]
+        for index, allowed in checks:
+            if type(arguments[index]).__name__ not in allowed:
+                validate(arguments, signature, name)  # raises JMESPath's own type error
+        return function(_FUNCTIONS, *arguments)
+
+    return call
+
+
+_LEAVES = frozenset({"slice"})  # children are not nodes
+_BUILDERS: dict[str, Callable[[Mapping[str, Any], list[Compiled]], Compiled]] = {
+    "field": _field,
+    "subexpression": _chain,
+    "index_expression": _chain,
+    "pipe": _chain,
+    "literal": _literal,
+    "current": _current,
+    "identity": _current,
+    "index": _index,
+    "slice": _slice,
+    "comparator": _comparator,
+    "or_expression": _or,
+    "and_expression": _and,
+    "not_expression": _not,
+    "projection": _projection,
+    "filter_projection": _filter_projection,
+    "value_projection": _value_projection,
+    "flatten": _flatten,
+    "multi_select_list": _multi_list,
+    "multi_select_dict": _multi_dict,
+    "key_val_pair": _key_val_pair,
+    "expref": _expref,
+    "function_expression": _function,
+}
+
+
+def compiled(expression: ParsedResult) -> Compiled | None:
+    """The compiled form of an expression (cached on it), or None when the interpreter must evaluate it."""
+    try:
+        return expression.compiled  # type: ignore[attr-defined, no-any-return]
+    except AttributeError:
+        pass
+    try:
+        result: Compiled | None = compile_node(expression.parsed)
+    except _UnsupportedError:
+        result = None
+    expression.compiled = result  # type: ignore[attr-defined]
+    return result
 
 
 def evaluate(expression: ParsedResult, node: Any, scope: Scope) -> Any:
     """Evaluate ``expression`` on ``node`` with ``scope`` visible to the mapping functions.
 
+    The expression runs compiled (:func:`compile_node`) when it can, else through the interpreter.
+
     Raises:
         ValueError: the expression failed on this document (wrong type for a function, bad number, …).
     """
-    keys = getattr(expression, "fast_path", None)
-    if keys is not None:
-        return _walk(keys, node)
+    function = compiled(expression)
+    try:
+        if function is not None:
+            return function(node, scope)
+        token = _SCOPE.set(scope)
+        try:
+            return _INTERPRETER.visit(expression.parsed, node)
+        finally:
+            _SCOPE.reset(token)
+    except (jmespath_errors.JMESPathError, ValueError, ArithmeticError) as exc:
+        raise ValueError(_one_line(exc)) from None
+
+
+def interpret(expression: ParsedResult, node: Any, scope: Scope) -> Any:
+    """Evaluate ``expression`` with JMESPath's interpreter only (the reference the compiled form must match)."""
     token = _SCOPE.set(scope)
     try:
         return _INTERPRETER.visit(expression.parsed, node)

@@ -9,6 +9,10 @@ in the journal with their ``status`` (``deleted``, ``draft``): nothing read is e
 Cross-references (:meth:`Journal.link`) record that two refs are the same business document, e.g. an Evotor
 receipt and the 1C ``ЧекККМ`` the connector created for it.
 
+A pull journals a page at a time with :meth:`Journal.upsert_many`: one transaction, one query for the page's
+known versions, one multi-row insert and one update per changed shape — the same outcomes as :meth:`Journal.upsert`
+document by document.
+
 Example:
     >>> journal = Journal(store.sessions)                                        # doctest: +SKIP
     >>> journal.upsert(record_system, "receipt", doc_id, version=v, raw=payload, document=sale)
@@ -20,28 +24,63 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Text, cast, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from connector.model import DocRef, Posting, Return, Sale, dump_document, dump_posting, parse_document
 from connector.store.tables import CrossRef, JournalDocument, utc_now
-from connector.store.types import canonical_json
+from connector.store.types import stable_json
 
-__all__ = ["Journal", "JournalEntry", "Upserted", "raw_version"]
+__all__ = ["Journal", "JournalEntry", "JournalWrite", "Upserted", "raw_version"]
 
 Upserted = Literal["new", "changed", "unchanged"]
 _IN_CHUNK = 500  # bound parameters per IN (...) query: far below SQLite's and PostgreSQL's limits
 
 
 def raw_version(payload: Any) -> str:
-    """The version of a payload from a system without one: SHA-256 of its canonical JSON (keys sorted)."""
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    """The version of a payload from a system without one: SHA-256 of its canonical JSON (keys sorted).
+
+    The JSON is :func:`~connector.store.types.stable_json`: the text of ``canonical_json`` without its walk for
+    floats (raw payloads are decoded with ``parse_float=Decimal`` and hold none), so versions journaled before
+    are unchanged and nothing is re-mapped.
+    """
+    return hashlib.sha256(stable_json(payload).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class JournalWrite:
+    """One document for :meth:`Journal.upsert_many`; the fields are :meth:`Journal.upsert`'s arguments.
+
+    Attributes:
+        aliases: other kinds the same document may already be journaled under — a payload that did not map is
+            journaled under its entity (``SELL``), and once mapped it is the same row (``receipt``).
+    """
+
+    kind: str
+    source_id: str
+    version: str
+    raw: Any
+    document: Sale | Return | Posting | None
+    store: str | None = None
+    business_date: date | None = None
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class _Known:
+    """A journal row as :meth:`Journal.upsert_many` sees it: stored (``id``) or inserted by this page."""
+
+    kind: str
+    version: str | None
+    mapped: bool
+    id: int | None = None
+    pending: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -129,6 +168,19 @@ def _columns(document: Sale | Return | Posting | None) -> dict[str, Any]:
     }
 
 
+def _values(
+    kind: str, version: str, raw: Any, document: Sale | Return | Posting | None, store: str | None,
+    business_date: date | None, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """The columns an upsert writes (see :meth:`Journal.upsert` for ``store`` and ``business_date``)."""
+    values = {"kind": kind, "version": version, "raw": raw, "last_seen_at": now, **_columns(document)}
+    if store is not None and values.get("store") is None:
+        values["store"] = store
+    if business_date is not None:
+        values["business_date"] = business_date
+    return values
+
+
 class Journal:
     """The journal over the state database; obtain it as ``Journal(store.sessions)``.
 
@@ -168,11 +220,7 @@ class Journal:
             business_date: the business date a ledger operation belongs to (its source document's), when known.
         """
         now = utc_now()
-        values = {"kind": kind, "version": version, "raw": raw, "last_seen_at": now, **_columns(document)}
-        if store is not None and values.get("store") is None:
-            values["store"] = store
-        if business_date is not None:
-            values["business_date"] = business_date
+        values = _values(kind, version, raw, document, store, business_date, now)
         with self._sessions.begin() as session:
             row = self._row(session, system, source_id, kind)
             if row is None:
@@ -183,6 +231,101 @@ class Journal:
             for name, value in values.items():
                 setattr(row, name, value)
             return "changed"
+
+    def upsert_many(self, system: str, writes: Sequence[JournalWrite]) -> list[Upserted]:
+        """Journal a page of documents of ``system`` in one transaction; the outcome of each, in order.
+
+        Each write has exactly :meth:`upsert`'s semantics, as if they were upserted one after the other: a row
+        under another kind of the same source id (its ``aliases``) is the same document; an unchanged version
+        whose row did not map is mapped again; a source id twice in the page is new, then changed or unchanged.
+        The page's known rows are read in one query (per 500 ids) and locked on PostgreSQL; new rows go in one
+        multi-row insert, changed ones in one update per shape.
+        """
+        if not writes:
+            return []
+        now = utc_now()
+        with self._sessions.begin() as session:
+            known = self._known(session, system, writes)
+            outcomes: list[Upserted] = []
+            inserts: list[dict[str, Any]] = []
+            updates: dict[int, dict[str, Any]] = {}
+            for write in writes:
+                rows = known.setdefault(write.source_id, [])
+                row = next((r for r in rows if r.kind == write.kind), rows[0] if rows else None)
+                values = _values(write.kind, write.version, write.raw, write.document, write.store,
+                                 write.business_date, now)  # fmt: skip
+                if row is None:
+                    pending = {"system": system, "source_id": write.source_id, "first_seen_at": now, **values}
+                    inserts.append(pending)
+                    rows.append(
+                        _Known(write.kind, write.version, write.document is not None, pending=pending)
+                    )
+                    outcomes.append("new")
+                    continue
+                if row.version == write.version and (row.mapped or write.document is None):
+                    outcomes.append("unchanged")
+                    continue
+                if row.pending is not None:
+                    row.pending.update(values)
+                else:
+                    assert row.id is not None
+                    updates.setdefault(row.id, {}).update(values)
+                row.kind, row.version, row.mapped = write.kind, write.version, write.document is not None
+                outcomes.append("changed")
+            if inserts:
+                session.execute(insert(JournalDocument), inserts)
+            if updates:
+                session.execute(
+                    update(JournalDocument), [{"id": id_, **values} for id_, values in updates.items()]
+                )
+        return outcomes
+
+    def _known(
+        self, session: Session, system: str, writes: Sequence[JournalWrite]
+    ) -> dict[str, list[_Known]]:
+        """The stored rows of the writes' source ids under their kinds and aliases, oldest first, locked.
+
+        The kinds are named so that the query uses the (system, kind, source id) index instead of reading every
+        row of the system.
+        """
+        kinds = sorted({kind for write in writes for kind in (write.kind, *write.aliases)})
+        wanted = list(dict.fromkeys(write.source_id for write in writes))
+        row = JournalDocument
+        mapped = cast(row.canonical, Text)  # the text, not decoded: JSON null means not mapped
+        known: dict[str, list[_Known]] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            query = (
+                select(row.id, row.kind, row.source_id, row.version, mapped)
+                .where(
+                    row.system == system,
+                    row.kind.in_(kinds),
+                    row.source_id.in_(wanted[start : start + _IN_CHUNK]),
+                )
+                .order_by(JournalDocument.id)
+                .with_for_update()
+            )
+            for id_, kind, source_id, version, canonical in session.execute(query):
+                entry = _Known(kind, version, canonical not in (None, "null"), id=id_)
+                known.setdefault(source_id, []).append(entry)
+        return known
+
+    def places(self, system: str, source_ids: Iterable[str]) -> dict[str, tuple[str | None, date | None]]:
+        """The (store, business date) of each of ``source_ids`` of ``system`` that is journaled (any kind).
+
+        One query per 500 ids; where a source id is journaled under several kinds, the oldest row answers.
+        """
+        wanted, row = list(dict.fromkeys(source_ids)), JournalDocument
+        found: dict[str, tuple[str | None, date | None]] = {}
+        with self._sessions() as session:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                query = (
+                    select(row.source_id, row.store, row.business_date)
+                    .where(row.system == system, row.source_id.in_(wanted[start : start + _IN_CHUNK]))
+                    .order_by(row.id)
+                )
+                for source_id, store, day in session.execute(query):
+                    found.setdefault(source_id, (store, day))
+        return found
 
     def _row(self, session: Session, system: str, source_id: str, kind: str) -> JournalDocument | None:
         rows = session.scalars(

@@ -16,10 +16,12 @@ dates without moving any watermark and without writing to any other system.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
 
 from adapters.base import RawRecord
 from connector.categories import with_categories
@@ -28,16 +30,18 @@ from connector.errors import ConnectorError, MappingError
 from connector.logs import get_logger
 from connector.model import DocRef, Posting, Return, Sale
 from connector.store import Store, open_store
-from connector.store.journal import raw_version
+from connector.store.journal import JournalWrite, raw_version
 from connector.store.tables import utc_now
 from connector.sync.context import SyncContext, failure_for
 from connector.sync.locks import partition_lock
 
 __all__ = [
+    "CHUNK",
     "PullReport",
     "Window",
     "incremental_window",
     "journal_record",
+    "journal_records",
     "pull_stream",
     "pull_window",
     "run_pulls",
@@ -49,6 +53,8 @@ _log = get_logger("connector.sync.pull")
 # Widest gap between UTC and a store's local day (UTC−12 … UTC+14): a window of business dates is read this
 # much wider in instants, and the journal keeps each document under its own local business date.
 _ZONE_SLACK = timedelta(hours=14)
+CHUNK = 500
+"""Records mapped and journaled together (one transaction): a page of the sources' lists at most."""
 
 
 @dataclass(frozen=True)
@@ -110,56 +116,119 @@ def _records(ctx: SyncContext, window: Window) -> Iterator[RawRecord]:
         yield from adapter.deleted_documents(window.store, window.since, window.until)
 
 
+def _chunks(records: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 def journal_record(ctx: SyncContext, record: RawRecord, report: PullReport) -> None:
     """Map one raw record and journal it (raw beside canonical); an unmappable one is journaled raw and parked."""
-    version = record.version or raw_version(record.payload)
+    journal_records(ctx, [record], report)
+
+
+@dataclass
+class _Mapped:
+    """A record of a chunk with its version and what mapping made of it (a document, or the error)."""
+
+    record: RawRecord
+    version: str
+    document: Sale | Return | Posting | None = None
+    error: MappingError | None = None
+    place: str | None = None
+    day: date | None = None
+
+
+def journal_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullReport) -> None:
+    """Map a chunk of raw records and journal it in one transaction per system (raw beside canonical).
+
+    A record that does not map is journaled raw under its entity and parked as a permanent failed item naming
+    the system, the document and the field; the rest of the chunk goes on. The journal is written before any
+    failed item is parked or resolved, as when records went one at a time.
+    """
+    chunk = [_map(ctx, record) for record in records]
+    _place_postings(ctx, [item for item in chunk if isinstance(item.document, Posting)])
+    by_system: dict[str, list[_Mapped]] = {}
+    for item in chunk:
+        by_system.setdefault(item.record.system, []).append(item)
+    for system, items in by_system.items():
+        writes = [_write(item) for item in items]
+        with ctx.writing():
+            outcomes = ctx.journal.upsert_many(system, writes)
+        _account(ctx, items, outcomes, report)
+
+
+def _map(ctx: SyncContext, record: RawRecord) -> _Mapped:
+    item = _Mapped(record, record.version or raw_version(record.payload), place=record.store)
     try:
         mapped = ctx.mapping(record.system).map(
             record.payload, system=record.system, entity=record.entity, catalogs=ctx.catalogs(record.system)
         )
     except MappingError as exc:
-        _park_unmapped(ctx, record, version, exc, report)
-        return
-    if isinstance(mapped, Sale | Return):
-        mapped = with_categories(mapped, ctx.categories())
-    kind = mapped.ref.kind if mapped.ref is not None else record.entity
-    place, day = _place(ctx, mapped) if isinstance(mapped, Posting) else (record.store, None)
-    with ctx.writing():
-        outcome = ctx.journal.upsert(record.system, kind, record.id, version=version, raw=record.payload,
-                                     document=mapped, store=place, business_date=day)  # fmt: skip
-    setattr(report, outcome, getattr(report, outcome) + 1)
-    ctx.count(record.system, record.store, "unchanged" if outcome == "unchanged" else "mapped")
-    day = day or getattr(mapped, "business_date", None) or mapped.occurred_at.date()
-    report.days.add((getattr(mapped, "store", None) or place or "", day))
-    if outcome != "unchanged":
-        ctx.resolve(DocRef(system=record.system, kind=record.entity, id=record.id), f"pull:{record.system}")
+        item.error = exc
+        return item
+    item.document = with_categories(mapped, ctx.categories()) if isinstance(mapped, Sale | Return) else mapped
+    return item
 
 
-def _park_unmapped(
-    ctx: SyncContext, record: RawRecord, version: str, error: MappingError, report: PullReport
-) -> None:
+def _write(item: _Mapped) -> JournalWrite:
+    record, document = item.record, item.document
+    if document is None:
+        return JournalWrite(record.entity, record.id, item.version, record.payload, None, store=record.store)
+    kind = document.ref.kind if document.ref is not None else record.entity
+    return JournalWrite(kind, record.id, item.version, record.payload, document, store=item.place,
+                        business_date=item.day, aliases=(record.entity,))  # fmt: skip
+
+
+def _account(ctx: SyncContext, items: Sequence[_Mapped], outcomes: Sequence[str], report: PullReport) -> None:
+    """Counts, days, failed items parked and resolved for a journaled chunk."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for item, outcome in zip(items, outcomes, strict=True):
+        record, document = item.record, item.document
+        if document is None:
+            assert item.error is not None
+            _park_unmapped(ctx, record, item.error, report)
+            continue
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        counts[record.store or "", "unchanged" if outcome == "unchanged" else "mapped"] += 1
+        day = item.day or getattr(document, "business_date", None) or document.occurred_at.date()
+        report.days.add((getattr(document, "store", None) or item.place or "", day))
+        if outcome != "unchanged":
+            ctx.resolve(
+                DocRef(system=record.system, kind=record.entity, id=record.id), f"pull:{record.system}"
+            )
+    system = items[0].record.system
+    for (store, name), by in counts.items():
+        ctx.count(system, store, name, by)
+
+
+def _park_unmapped(ctx: SyncContext, record: RawRecord, error: MappingError, report: PullReport) -> None:
     ref = DocRef(system=record.system, kind=record.entity, id=record.id)
-    with ctx.writing():
-        ctx.journal.upsert(record.system, record.entity, record.id, version=version, raw=record.payload,
-                           document=None, store=record.store)  # fmt: skip
     failure = failure_for(record.system, f"pull:{record.system}", error, document=ref, store=record.store,
                           payload=record.payload)  # fmt: skip
     ctx.fail(failure, error)
     report.failed += 1
 
 
-def _place(ctx: SyncContext, posting: Posting) -> tuple[str | None, date | None]:
-    """The store and business date of the document a ledger operation was posted for, when journaled.
+def _place_postings(ctx: SyncContext, items: Sequence[_Mapped]) -> None:
+    """The store and business date of the document each ledger operation was posted for, when journaled.
 
     A posting key is ``{source system}:{source doc id}:{kind}``: bonus documents are then partitioned like the
-    receipts they come from (store, day) instead of piling into the one day the CRM wrote them.
+    receipts they come from (store, day) instead of piling into the one day the CRM wrote them. One journal
+    query per source system for the whole chunk; an operation whose document is not journaled has no place.
     """
-    system, _, rest = posting.key.partition(":")
-    source_id = rest.rpartition(":")[0]
-    entry = ctx.journal.get((system, source_id)) if source_id and system in ctx.config.systems else None
-    if entry is None:
-        return None, None
-    return entry.store, entry.business_date
+    wanted: dict[str, list[tuple[_Mapped, str]]] = {}
+    for item in items:
+        assert isinstance(item.document, Posting)
+        system, _, rest = item.document.key.partition(":")
+        source_id = rest.rpartition(":")[0]
+        item.place = item.day = None
+        if source_id and system in ctx.config.systems:
+            wanted.setdefault(system, []).append((item, source_id))
+    for system, pairs in wanted.items():
+        places = ctx.journal.places(system, (source_id for _, source_id in pairs))
+        for item, source_id in pairs:
+            item.place, item.day = places.get(source_id, (None, None))
 
 
 def pull_stream(ctx: SyncContext, window: Window, *, advance: bool) -> PullReport:
@@ -171,10 +240,10 @@ def pull_stream(ctx: SyncContext, window: Window, *, advance: bool) -> PullRepor
     with partition_lock(ctx.store, f"pull:{window.system}:{window.stream}:{window.store}") as mine:
         if not mine:
             return PullReport()
-        for record in _records(ctx, window):
-            report.fetched += 1
-            ctx.count(window.system, window.store, "fetched")
-            journal_record(ctx, record, report)
+        for chunk in _chunks(_records(ctx, window), CHUNK):
+            report.fetched += len(chunk)
+            ctx.count(window.system, window.store, "fetched", len(chunk))
+            journal_records(ctx, chunk, report)
         if advance:
             with ctx.writing():
                 ctx.cursors.advance(window.system, window.stream, window.store, window.until)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from connector.model import DocRef, Return, Sale
 from connector.store import Store
-from connector.store.journal import Journal, raw_version
+from connector.store.journal import Journal, JournalWrite, raw_version
+from connector.store.types import canonical_json
 
 PHONE = "+79161234567"
 
@@ -122,3 +124,72 @@ def test_cross_references_are_recorded_once_and_found_from_either_side(store: St
     journal.link(cheque, receipt, "created")
     assert journal.linked(receipt) == [(cheque, "created")]
     assert journal.linked(cheque) == [(receipt, "created")]
+
+
+def _write(document: Sale | Return | None, doc_id: str, raw: dict[str, Any], *, kind: str = "receipt",
+           **extra: Any) -> JournalWrite:  # fmt: skip
+    return JournalWrite(kind, doc_id, raw_version(raw), raw, document, **extra)
+
+
+def test_upsert_many_gives_each_document_the_outcome_upsert_would(store: Store) -> None:
+    journal = Journal(store.sessions)
+    _put(journal, _doc("old-same"), {"id": "old-same"})
+    _put(journal, _doc("old-changed"), {"id": "old-changed"})
+    writes = [
+        _write(_doc("fresh"), "fresh", {"id": "fresh"}),
+        _write(_doc("old-same"), "old-same", {"id": "old-same"}),
+        _write(_doc("old-changed", total="900.00"), "old-changed", {"id": "old-changed", "sum": "900"}),
+        # The same document twice in one page: new, then a re-read of the same version.
+        _write(_doc("twice"), "twice", {"id": "twice"}),
+        _write(_doc("twice"), "twice", {"id": "twice"}),
+    ]
+    assert journal.upsert_many("evotor", writes) == ["new", "unchanged", "changed", "new", "unchanged"]
+    changed = journal.get(DocRef(system="evotor", kind="receipt", id="old-changed"))
+    assert changed is not None
+    assert (changed.total, changed.raw) == (Decimal("900.00"), {"id": "old-changed", "sum": "900"})
+    fresh = journal.get(DocRef(system="evotor", kind="receipt", id="fresh"))
+    assert fresh is not None
+    assert (fresh.store, fresh.business_date, fresh.account) == ("store-1", date(2026, 11, 20), PHONE)
+    assert isinstance(fresh.document, Sale)
+    assert [entry.ref.id for entry in journal.find("twice")] == ["twice"]
+
+
+def test_upsert_many_maps_again_an_unmapped_row_journaled_under_its_entity(store: Store) -> None:
+    journal = Journal(store.sessions)
+    raw = {"id": "d-5", "type": "SELL"}
+    unmapped = _write(None, "d-5", raw, kind="SELL", store="s-9")
+    assert journal.upsert_many("evotor", [unmapped]) == ["new"]
+    assert journal.upsert_many("evotor", [unmapped]) == ["unchanged"]  # still unmapped: nothing to redo
+    kept = journal.get(("evotor", "d-5"))
+    assert kept is not None
+    assert (kept.canonical, kept.raw, kept.store, kept.status) == (None, raw, "s-9", "posted")
+    mapped = _write(_doc("d-5"), "d-5", raw, aliases=("SELL",))
+    assert journal.upsert_many("evotor", [mapped]) == ["changed"]
+    assert journal.upsert_many("evotor", [mapped]) == ["unchanged"]
+    [entry] = journal.find("d-5")
+    assert entry.ref.kind == "receipt"
+    assert isinstance(entry.document, Sale)
+
+
+def test_upsert_many_and_upsert_find_each_others_rows(store: Store) -> None:
+    journal = Journal(store.sessions)
+    raw = {"id": "d-6"}
+    assert journal.upsert_many("evotor", [_write(_doc("d-6"), "d-6", raw)]) == ["new"]
+    assert _put(journal, _doc("d-6"), raw) == "unchanged"
+    # A row of another kind that is not named as an alias is another document: upsert_many leaves it alone.
+    journal.upsert("evotor", "other", "d-7", version="1", raw={}, document=None)
+    assert journal.upsert_many("evotor", [_write(_doc("d-7"), "d-7", {"id": "d-7"})]) == ["new"]
+    assert sorted(entry.ref.kind for entry in journal.find("d-7")) == ["other", "receipt"]
+
+
+def test_places_answers_store_and_day_of_journaled_documents_only(store: Store) -> None:
+    journal = Journal(store.sessions)
+    _put(journal, _doc("p-1", store="store-4", day="2026-11-19"))
+    assert journal.places("evotor", ["p-1", "missing"]) == {"p-1": ("store-4", date(2026, 11, 19))}
+    assert journal.places("onec", ["p-1"]) == {}
+
+
+def test_raw_version_is_the_hash_of_the_canonical_json_so_journaled_versions_stay_valid() -> None:
+    payload = {"id": "d-8", "sum": Decimal("1.50"), "items": [{"b": 1, "a": "ё"}]}
+    assert raw_version(payload) == hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+    assert raw_version(payload) != raw_version({**payload, "sum": Decimal("1.5")})

@@ -1,0 +1,180 @@
+"""Compiled JMESPath: every expression gives what JMESPath's interpreter gives, values and errors alike."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jmespath.parser import ParsedResult
+from pydantic import BaseModel
+
+from connector.mapping import functions as mapping_functions
+from connector.mapping import load_mapping, shipped_mappings
+from connector.mapping.functions import Scope, compile_expression, compiled, evaluate, interpret
+from connector.mapping.transforms import Transform
+from connector.sandbox._render_evotor import SandboxIndex, render_document
+from connector.sandbox.generator import SandboxOptions, generate_world
+
+RAW = Path(__file__).parent.parent.parent / "data" / "raw"
+CATALOGS = {"products": {"p-1": {"sku": "A-1"}}, "partners": {"g-1": {"phone": "+79161234567"}}}
+
+
+def _expressions(value: Any) -> Iterator[ParsedResult]:
+    if isinstance(value, ParsedResult):
+        yield value
+    elif isinstance(value, Transform):
+        yield from _expressions(value.args)
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _expressions(getattr(value, name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _expressions(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _expressions(item)
+
+
+def _nodes(value: Any) -> Iterator[Any]:
+    """The value and every object and array inside it (expressions run on documents, lines, rows …)."""
+    yield value
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        if isinstance(child, dict | list):
+            yield from _nodes(child)
+
+
+def _outcome(run: Any, expression: ParsedResult, node: Any, scope: Scope) -> tuple[str, Any]:
+    try:
+        return "value", run(expression, node, scope)
+    except Exception as exc:  # the same error either way, whatever it is
+        return type(exc).__name__, str(exc)
+
+
+def _sandbox_documents() -> list[dict[str, Any]]:
+    world = generate_world(SandboxOptions(seed=3, stores=2, days=2, receipts=15, clean=False))
+    index = SandboxIndex.of(world)
+    return [render_document(index, receipt) for receipt in world.receipts]
+
+
+@pytest.fixture(scope="module")
+def payloads() -> list[Any]:
+    files = [
+        json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal) for path in RAW.rglob("*.json")
+    ]
+    return [*files, *_sandbox_documents()]
+
+
+@pytest.mark.parametrize("name", shipped_mappings())
+def test_every_expression_of_a_shipped_mapping_compiles_and_agrees_with_the_interpreter(
+    name: str, payloads: list[Any]
+) -> None:
+    mapping = load_mapping(name)
+    checked = 0
+    for path, spec in mapping.files:
+        scope = Scope(root={}, params=mapping.params(path), catalogs=CATALOGS, system="s")
+        for expression in _expressions(spec):
+            assert compiled(expression) is not None, expression.expression
+            for payload in payloads:
+                scope.root = payload
+                scope.vars = {"positions": payload.get("body") if isinstance(payload, dict) else None}
+                for node in _nodes(payload):
+                    assert _outcome(evaluate, expression, node, scope) == _outcome(
+                        interpret, expression, node, scope
+                    ), expression.expression
+                    checked += 1
+    assert checked > 1000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a.b[0].c",
+        "a[-1]",
+        "a[1:3]",
+        "a[].b",
+        "a[*].b",
+        "a[?b > `1`].b",
+        "a[?b == `1` || c != 'x'].c",
+        "!a",
+        "!`0`",
+        "a && b",
+        "a || b",
+        "values(m)",
+        "m.*",
+        "[a, b]",
+        "{x: a, y: b}",
+        "a[] | [0]",
+        "a[][]",
+        "length(a)",
+        "sum(n)",
+        "abs(s)",
+        "contains(a, `1`)",
+        "dsum(n)",
+        "add(s, `1`)",
+        "param('p')",
+        "param('missing')",
+        "var('v')",
+        "field('f')",
+        "root().s",
+        "catalog('products', k)",
+        "unwrap(w, 'position')",
+        "split(t, ',')",
+        "str(s)",
+        "prorate(`10`, `1`, `3`)",
+        "sort_by(a, &b)",
+        "max_by(a, &b).b",
+        "map(&add(b, param('p')[0]), a)",
+        "param(k)",
+        "`[1, 2]`",
+        "@",
+    ],
+)
+def test_expression_shapes_agree_with_the_interpreter_on_values_and_errors(text: str) -> None:
+    expression = compile_expression(text)
+    nodes: list[Any] = [
+        {
+            "a": [{"b": 1, "c": "x"}, {"b": 2, "c": "y"}, {"b": Decimal("3.5"), "c": None}, [{"b": 4}]],
+            "b": 0,
+            "m": {"x": 1, "y": None},
+            "n": [1, 2, 3],
+            "s": Decimal("2.50"),
+            "k": "P-1",
+            "w": [{"position": {"id": 1}}, {"id": 2}],
+            "t": "a,b",
+        },
+        {"a": "text", "b": False, "n": ["x"], "s": "word", "m": [], "k": None, "w": None, "t": None},
+        {},
+        [],
+        None,
+        "x",
+        Decimal(0),
+        True,
+    ]
+    scope = Scope(root={"s": 1}, params={"p": [1]}, vars={"v": 2}, fields={"f": 3},
+                  catalogs={"products": {"p-1": {"sku": "A"}}})  # fmt: skip
+    for node in nodes:
+        assert _outcome(evaluate, expression, node, scope) == _outcome(interpret, expression, node, scope), (
+            node
+        )
+
+
+def test_scope_functions_with_computed_names_are_left_to_the_interpreter() -> None:
+    assert compiled(compile_expression("param(a)")) is None
+    assert compiled(compile_expression("map(&param('p'), a)")) is not None
+
+
+def test_shipped_mappings_map_sandbox_documents_exactly_as_the_interpreter_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mapping = load_mapping("evotor/v2")
+    documents = _sandbox_documents()
+    fast = [mapping.map(document, system="evotor", catalogs=CATALOGS) for document in documents]
+    monkeypatch.setattr(mapping_functions, "compiled", lambda expression: None)
+    slow = [mapping.map(document, system="evotor", catalogs=CATALOGS) for document in documents]
+    assert fast == slow
+    assert {document.type for document in fast} == {"sale", "return"}
