@@ -16,11 +16,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 from pydantic import ValidationError
 
 from connector.errors import MappingError
-from connector.mapping.functions import Scope, compile_expression, evaluate, to_decimal
+from connector.mapping.functions import (
+    Compiled,
+    Scope,
+    compile_expression,
+    compiled,
+    evaluate,
+    one_line,
+    to_decimal,
+)
 from connector.mapping.spec import DocRefSpec, FieldSpec, ListSpec, PostingSpec, ReceiptSpec
 from connector.model import DOCUMENT_ADAPTER, Posting, Return, Sale
 
@@ -62,6 +71,32 @@ def _placeholder(text: str) -> ParsedResult:
     return compile_expression(text)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A field spec made ready to run: its path compiled (None: another source, or left to the interpreter)
+    and its transforms as ``(name, function, args, runs on null)``."""
+
+    read: Compiled | None
+    expression: str | None
+    transforms: tuple[tuple[str, Callable[[Any, Any, Scope], Any], Any, bool], ...]
+
+
+_PLANS: dict[int, tuple[FieldSpec, _Plan]] = {}
+_EVALUATION_ERRORS = (JMESPathError, ValueError, ArithmeticError)
+
+
+def _plan(spec: FieldSpec) -> _Plan:
+    """The plan of a spec, made on first use (specs are frozen; the entry keeps its spec, so ids stay unique)."""
+    entry = _PLANS.get(id(spec))
+    if entry is not None and entry[0] is spec:
+        return entry[1]
+    read = compiled(spec.path) if spec.path is not None else None
+    steps = tuple((t.name, t.function, t.args, t.name == "default") for t in spec.transforms)
+    plan = _Plan(read, str(spec.path.expression) if spec.path is not None else None, steps)
+    _PLANS[id(spec)] = (spec, plan)
+    return plan
+
+
 @dataclass
 class _Evaluator:
     """Evaluates field specs for one document and remembers which source fed each canonical path."""
@@ -82,12 +117,22 @@ class _Evaluator:
 
     def value(self, spec: FieldSpec, node: Any, path: str) -> Any:
         self.specs.setdefault(path, spec)
-        value = self._raw(spec, node, path)
-        for transform in spec.transforms:
+        plan = _plan(spec)
+        if plan.read is not None:
             try:
-                value = transform.apply(value, self.scope)
+                value = plan.read(node, self.scope)
+            except _EVALUATION_ERRORS as exc:
+                raise _FieldError(path, plan.expression, one_line(exc)) from None
+        else:
+            value = self._raw(spec, node, path)
+        scope = self.scope
+        for name, function, args, on_null in plan.transforms:
+            if value is None and not on_null:
+                continue  # a null passes every transform untouched but ``default``
+            try:
+                value = function(value, args, scope)
             except ValueError as exc:
-                raise _FieldError(path, spec.source, f"{transform.name}: {exc}") from None
+                raise _FieldError(path, spec.source, f"{name}: {exc}") from None
         return spec.default if value is None else value
 
     def _raw(self, spec: FieldSpec, node: Any, path: str) -> Any:

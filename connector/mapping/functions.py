@@ -50,6 +50,7 @@ __all__ = [
     "compiled",
     "evaluate",
     "interpret",
+    "one_line",
     "quote_identifiers",
     "to_decimal",
 ]
@@ -238,7 +239,7 @@ def compile_expression(text: str) -> ParsedResult:
     try:
         parsed = jmespath.compile(quote_identifiers(text))
     except jmespath_errors.JMESPathError as exc:
-        raise ValueError(f"bad JMESPath expression {text!r}: {_one_line(exc)}") from None
+        raise ValueError(f"bad JMESPath expression {text!r}: {one_line(exc)}") from None
     unknown = sorted(set(_function_calls(parsed.parsed)) - FUNCTION_NAMES)
     if unknown:
         raise ValueError(f"unknown function {unknown[0]}() in expression {text!r}")
@@ -612,7 +613,7 @@ def evaluate(expression: ParsedResult, node: Any, scope: Scope) -> Any:
         finally:
             _SCOPE.reset(token)
     except (jmespath_errors.JMESPathError, ValueError, ArithmeticError) as exc:
-        raise ValueError(_one_line(exc)) from None
+        raise ValueError(one_line(exc)) from None
 
 
 def interpret(expression: ParsedResult, node: Any, scope: Scope) -> Any:
@@ -621,10 +622,11 @@ def interpret(expression: ParsedResult, node: Any, scope: Scope) -> Any:
     try:
         return _INTERPRETER.visit(expression.parsed, node)
     except (jmespath_errors.JMESPathError, ValueError, ArithmeticError) as exc:
-        raise ValueError(_one_line(exc)) from None
+        raise ValueError(one_line(exc)) from None
     finally:
         _SCOPE.reset(token)
 
 
-def _one_line(exc: Exception) -> str:
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line (JMESPath's span several), as mapping errors quote it."""
     return " ".join(str(exc).split())

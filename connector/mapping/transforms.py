@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -54,6 +55,9 @@ from connector.model import normalize_phone
 __all__ = ["TRANSFORM_NAMES", "Transform", "parse_transform"]
 
 _EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+_e164 = lru_cache(maxsize=16_384)(
+    normalize_phone
+)  # a pure function; customers come back receipt after receipt
 _EMPTY_DATE_PREFIX = "0001-01-01"
 _PARAM = re.compile(r"\{\$([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -259,19 +263,19 @@ def _phone(value: Any, args: _PhoneArgs, scope: Scope) -> str | None:
         return None
     if not isinstance(value, str | int) or isinstance(value, bool):
         raise ValueError(f"a {type(value).__name__} is not a phone number")
-    return normalize_phone(value, args.region)
+    return _e164(value, args.region)
 
 
 def _account(value: Any, args: _NoArgs, scope: Scope) -> str | None:
     if isinstance(value, Mapping):
         if value.get("phone"):
-            return normalize_phone(value["phone"])
+            return _e164(value["phone"])
         card = value.get("card") or value.get("number")
         return f"card:{card}" if card else None
     text = _string(value, args, scope).strip()
     if not text:
         return None
-    return text if text.startswith("card:") else normalize_phone(text)
+    return text if text.startswith("card:") else _e164(text)
 
 
 def _lookup(value: Any, args: _LookupArgs, scope: Scope) -> Any:

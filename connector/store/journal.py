@@ -168,6 +168,13 @@ def _columns(document: Sale | Return | Posting | None) -> dict[str, Any]:
     }
 
 
+_INSERT_DEFAULTS: dict[str, Any] = {
+    **dict.fromkeys(("store", "business_date", "occurred_at", "number", "total", "account", "canonical")),
+    "status": "posted",
+}
+"""What a new row holds in the columns an unmapped payload does not give (the table's defaults)."""
+
+
 def _values(
     kind: str, version: str, raw: Any, document: Sale | Return | Posting | None, store: str | None,
     business_date: date | None, now: datetime,
@@ -273,7 +280,9 @@ class Journal:
                 row.kind, row.version, row.mapped = write.kind, write.version, write.document is not None
                 outcomes.append("changed")
             if inserts:
-                session.execute(insert(JournalDocument), inserts)
+                # Core executemany (one statement for the page); every row names every column, as the ORM would.
+                table = JournalDocument.metadata.tables[JournalDocument.__tablename__]
+                session.execute(insert(table), [{**_INSERT_DEFAULTS, **values} for values in inserts])
             if updates:
                 session.execute(
                     update(JournalDocument), [{"id": id_, **values} for id_, values in updates.items()]
