@@ -1,0 +1,80 @@
+"""Pulls a chunk at a time: the same journal, counts and days as one record at a time; a bad record is parked."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.store import open_store
+from connector.store.failures import FailedItems
+from connector.store.journal import Journal
+from connector.sync import pull, pull_window
+from tests.connector.sync.conftest import SyncWorld, start_world
+
+
+def _window(sw: SyncWorld) -> tuple[date, date]:
+    days = sorted({receipt.business_date for receipt in sw.world.receipts})
+    return days[0] - timedelta(days=1), days[-1] + timedelta(days=1)
+
+
+def _journal(sw: SyncWorld) -> dict[str, tuple[Any, ...]]:
+    first, last = _window(sw)
+    with open_store(sw.config.state) as store:
+        entries = Journal(store.sessions).documents_in_window("evotor", None, first, last)
+    return {e.ref.id: (e.ref.kind, e.version, e.store, e.business_date, e.canonical, e.raw) for e in entries}
+
+
+@pytest.mark.parametrize(
+    ("chunk", "backend"),
+    [
+        (1, "sqlite"),
+        (4, "sqlite"),
+        (500, "sqlite"),
+        pytest.param(4, "postgresql", marks=pytest.mark.postgres),
+    ],
+)
+def test_a_chunk_with_a_bad_record_journals_it_raw_parks_it_and_maps_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, chunk: int, backend: str
+) -> None:
+    monkeypatch.setattr(pull, "CHUNK", chunk)
+    state = request.getfixturevalue("pg_state") if backend == "postgresql" else None
+    for sw in start_world(tmp_path, state=state, malformed=True):
+        first, last = _window(sw)
+        report = pull_window(sw.config, None, "evotor", first, last, workers=2)
+
+        receipts = len(sw.world.receipts)  # the malformed one included
+        assert (report.fetched, report.new, report.changed, report.failed) == (receipts, receipts - 1, 0, 1)
+        journal = _journal(sw)  # the mapped documents (a raw payload has no business date)
+        assert len(journal) == receipts - 1
+        assert all(row[0] == "receipt" and row[4] is not None for row in journal.values())
+        assert report.days == {(row[2], row[3]) for row in journal.values()}
+        with open_store(sw.config.state) as store:
+            [item] = FailedItems(store.sessions).list()
+            [raw] = Journal(store.sessions).find(item.document.id if item.document else "")
+        assert (item.system, item.route) == ("evotor", "pull:evotor")
+        assert "customer.phone" in item.error
+        assert (raw.canonical, raw.raw["id"], raw.store) == (None, raw.ref.id, item.store)
+        assert raw.ref.kind in ("SELL", "PAYBACK")  # journaled raw under its entity
+        assert raw.ref.id not in journal
+
+        again = pull_window(sw.config, None, "evotor", first, last, workers=2)
+        assert (again.new, again.changed, again.unchanged, again.failed) == (0, 0, receipts - 1, 1)
+        assert _journal(sw) == journal
+
+
+def test_the_journal_is_the_same_whatever_the_chunk_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = []
+    for chunk in (1, 500):
+        monkeypatch.setattr(pull, "CHUNK", chunk)
+        (tmp_path / str(chunk)).mkdir()
+        for sw in start_world(tmp_path / str(chunk)):
+            first, last = _window(sw)
+            pull_window(sw.config, None, "evotor", first, last, workers=1)
+            found.append({doc_id: row[:5] for doc_id, row in _journal(sw).items()})
+    assert found[0] == found[1]
+    assert len(found[0]) > 10
