@@ -30,7 +30,7 @@ from connector.store.journal import JournalEntry
 from connector.store.tables import utc_now
 from connector.sync.context import SyncContext, failure_for, route_name
 from connector.sync.locks import partition_lock, process_lock
-from connector.sync.plan import PlannedWrite, known_writes, plan_document
+from connector.sync.plan import History, PlannedWrite, known_writes, plan_document
 from connector.sync.pull import (
     PullReport,
     Window,
@@ -381,13 +381,14 @@ def _partition(ctx: SyncContext, partition: Partition, held: set[str], only: set
             )
             if entry.ref.id not in held and (only is None or entry.ref.id in only) and _wanted(route, entry)
         ]
-        known = known_writes(ctx, route, entries)
+        history = History.load(ctx, route, entries)
+        known = known_writes(ctx, route, entries, history)
         ordered: list[PlannedWrite] = []  # in the journal's time order: a sale before its returns
         fresh: list[PlannedWrite] = []
         for entry in entries:
             planned = known.get(entry.ref.id)
             if planned is None:
-                planned = _plan(ctx, route, entry)
+                planned = _plan(ctx, route, entry, history)
                 fresh += planned
             ordered += planned
         refused = record_writes(ctx, route, fresh)
@@ -395,9 +396,9 @@ def _partition(ctx: SyncContext, partition: Partition, held: set[str], only: set
     return 1
 
 
-def _plan(ctx: SyncContext, route: Route, entry: JournalEntry) -> list[PlannedWrite]:
+def _plan(ctx: SyncContext, route: Route, entry: JournalEntry, history: History) -> list[PlannedWrite]:
     try:
-        planned = plan_document(ctx, route, entry)
+        planned = plan_document(ctx, route, entry, history)
     except Exception as exc:  # one document's error never stops the partition
         ctx.fail(failure_for(entry.ref.system, route_name(route), exc, document=entry.ref, store=entry.store,
                              business_date=entry.business_date, payload=entry.canonical), exc)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from connector.store.journal import raw_version
 from connector.store.tables import utc_now
 from connector.sync.context import SyncContext
 from connector.sync.failures import WaitingError
-from connector.sync.plan import plan_document
+from connector.sync.plan import History, plan_document
+from tests.pg import isolated_schema_url, require_postgres
 
 PHONE = "+79161234567"
 TO_CRM = Route.model_validate(
@@ -29,12 +31,17 @@ TO_1C = Route.model_validate(
 )
 
 
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[SyncContext]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncContext]:
     program = yaml.safe_load(DEFAULT_PROGRAM_YAML)["program"]
-    config = ConnectorConfig.model_validate({"program": program, "state": f"sqlite:///{tmp_path / 's.db'}"})
-    with open_store(config.state) as store:
-        yield SyncContext(config, store, utc_now())
+    with ExitStack() as stack:
+        state = f"sqlite:///{tmp_path / 's.db'}"
+        if request.param == "postgresql":
+            require_postgres()
+            state = stack.enter_context(isolated_schema_url())
+        config = ConnectorConfig.model_validate({"program": program, "state": state})
+        with open_store(config.state) as store:
+            yield SyncContext(config, store, utc_now())
 
 
 def _doc(doc_id: str, kind: str = "sale", **extra: Any) -> Sale | Return:
@@ -114,3 +121,58 @@ def test_drafts_and_deleted_documents_are_not_written(ctx: SyncContext) -> None:
     _journal(ctx, _doc("d-2", status="deleted"))
     assert plan_document(ctx, TO_1C, _entry(ctx, "d-1")) == []
     assert plan_document(ctx, TO_CRM, _entry(ctx, "d-2")) == []
+
+
+def _line(amount: str) -> dict[str, Any]:
+    return {"line_no": 1, "sku": "A", "quantity": "1.000", "price": amount, "amount": amount}
+
+
+def test_a_partition_planned_from_its_history_gets_the_writes_planned_one_by_one(ctx: SyncContext) -> None:
+    other = "+79169876543"
+    sale = {"system": "evotor", "kind": "receipt", "id": "s-2"}
+    documents = [
+        _doc("s-0", occurred_at="2026-11-01T12:00:00+03:00", total="40000.00", lines=[_line("40000.00")]),
+        _doc("s-1", occurred_at="2026-11-20T09:00:00+03:00"),
+        _doc("s-2", occurred_at="2026-11-20T10:00:00+03:00", total="3000.00", lines=[_line("3000.00")],
+             bonus_redeemed="100.00"),
+        _doc("s-3", occurred_at="2026-11-20T11:00:00+03:00", customer={"phone": other}),
+        _doc("s-4", occurred_at="2026-11-20T11:30:00+03:00", customer=None),
+        _doc("x-1", occurred_at="2026-11-19T11:30:00+03:00", status="draft", total="9000.00",
+             lines=[_line("9000.00")]),
+        # two returns of s-2: one by the customer, an earlier one without the card (it still counts)
+        _doc("r-1", "return", original=sale, occurred_at="2026-11-20T15:00:00+03:00", customer=None),
+        _doc("r-2", "return", original=sale, occurred_at="2026-11-20T16:00:00+03:00", total="2000.00",
+             lines=[_line("2000.00")]),
+        _doc("r-3", "return", original={**sale, "id": "s-4"}, occurred_at="2026-11-20T17:00:00+03:00",
+             customer=None),
+        _doc("r-4", "return", original={**sale, "id": "s-9"}, occurred_at="2026-11-20T18:00:00+03:00"),
+    ]  # fmt: skip
+    for document in documents:
+        _journal(ctx, document)
+    entries = [_entry(ctx, document.ref.id) for document in documents]
+    history = History.load(ctx, TO_CRM, entries)
+
+    def planned(entry: Any, given: History | None) -> Any:
+        try:
+            return [(w.key, w.payload) for w in plan_document(ctx, TO_CRM, entry, given)]
+        except WaitingError as exc:
+            return str(exc)
+
+    one_by_one = {entry.ref.id: planned(entry, None) for entry in entries}
+    assert {entry.ref.id: planned(entry, history) for entry in entries} == one_by_one
+    assert "not in the journal yet" in one_by_one["r-4"]
+    # the rest of s-2's accrual (203 - 67), only when r-1 (without the card) is counted as returned before
+    reversal = one_by_one["r-2"][0]
+    assert (reversal[0], reversal[1]["amount"]) == ("crm:evotor:r-2:accrual_reversal", "-136.00")
+    # the tier of s-1 comes from s-0's 40,000 of spend (7 % instead of 5 %)
+    assert one_by_one["s-1"][0][1]["amount"] == "70.00"
+
+
+def test_booked_postings_are_read_from_the_ledger_through_the_history(ctx: SyncContext) -> None:
+    _journal(ctx, _doc("s-1"))
+    entries = [_entry(ctx, "s-1")]
+    first = plan_document(ctx, TO_CRM, entries[0], History.load(ctx, TO_CRM, entries))
+    ctx.store.ledger.append_many([w.posting for w in first if w.posting])
+    history = History.load(ctx, TO_CRM, entries)
+    assert history.ledger_keys == {"s-1": [("crm:evotor:s-1:accrual", None)]}
+    assert [p.key for p in history.booked(entries[0].ref)] == ["evotor:s-1:accrual"]
