@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import random
 import threading
 from collections.abc import Iterator
@@ -450,3 +451,83 @@ def test_config_from_a_configured_system() -> None:
     assert config.policy.rate == RateBudget(requests=10, per_seconds=1)
     assert (config.policy.connect_timeout, config.policy.read_timeout) == (3.0, 90.0)
     assert config.policy.status_actions == {503: Action.RATE_LIMITED}
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers 200 to anything and records the request line (absolute-form when it came as a proxy)."""
+
+    lines: list[str]
+
+    def do_GET(self) -> None:
+        type(self).lines.append(self.requestline)
+        if self.headers.get("Authorization"):
+            type(self).lines.append(f"Authorization: {self.headers['Authorization']}")
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server (proxy or origin) and the request lines it received."""
+    handler = type("Handler", (_Recorder,), {"lines": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler.lines
+    server.shutdown()
+    server.server_close()
+
+
+def test_proxy_variables_are_honoured_though_read_once(
+    recorder: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, lines = recorder
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client = HttpClient(SystemHttpConfig(system="crm", base_url="http://crm.invalid/api"))
+    monkeypatch.delenv("HTTP_PROXY")  # read when the client was made: later changes do not matter
+    assert client.get_json("accounts", params={"page": 2}) == {}
+    assert client.get_json("accounts") == {}
+    assert lines == [
+        "GET http://crm.invalid/api/accounts?page=2 HTTP/1.1",  # through the proxy: the host never resolved
+        "GET http://crm.invalid/api/accounts HTTP/1.1",
+    ]
+
+
+def test_no_proxy_sends_straight_to_the_host(
+    recorder: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    origin, lines = recorder
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = HttpClient(SystemHttpConfig(system="crm", base_url=f"{origin}/api"))
+    assert client.get_json("accounts") == {}
+    assert lines == ["GET /api/accounts HTTP/1.1"]
+
+
+def test_netrc_credentials_of_the_host_are_sent_when_the_client_has_no_auth(
+    recorder: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    origin, lines = recorder
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login robot password pw\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert HttpClient(SystemHttpConfig(system="crm", base_url=origin)).get_json("a") == {}
+    assert (
+        HttpClient(SystemHttpConfig(system="crm", base_url=origin), auth=BearerAuth("t-1234")).get_json("b")
+        == {}
+    )
+    assert lines == [
+        "GET /a HTTP/1.1",
+        "Authorization: Basic cm9ib3Q6cHc=",
+        "GET /b HTTP/1.1",
+        "Authorization: Bearer t-1234",
+    ]
