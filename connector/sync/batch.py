@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.errors import IdempotencyConflict
@@ -77,7 +77,6 @@ def record_many(
                      "updated_at": now})  # fmt: skip
     if not rows:
         return {}
-    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
     columns = (
         OutboxRow.key,
         OutboxRow.payload_hash,
@@ -87,10 +86,11 @@ def record_many(
     )
     stored: list[Any] = []
     with store.transaction() as session:
+        # one statement run for many rows (compiled once, sent in multi-row batches): a multi-row VALUES of its
+        # own would be compiled again for every partition size
+        session.execute(_insert(store, OutboxRow).on_conflict_do_nothing(index_elements=["key"]), rows)
         for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            session.execute(insert(OutboxRow).values(chunk).on_conflict_do_nothing(index_elements=["key"]))
-            keys = [row["key"] for row in chunk]
+            keys = [row["key"] for row in rows[start : start + _CHUNK]]
             stored += session.execute(select(*columns).where(OutboxRow.key.in_(keys))).all()
     return {
         str(key): IdempotencyConflict(
@@ -159,11 +159,16 @@ def link_many(store: Store, pairs: Sequence[tuple[DocRef, DocRef]], method: str)
             {name: getattr(ref, name) for name in _CROSS_COLUMNS}
             | {"method": method, "created_at": utc_now()}
         )
-    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
     with store.engine.begin() as connection:
         connection.execute(
-            insert(CrossRef).values(rows).on_conflict_do_nothing(index_elements=list(_CROSS_COLUMNS))
+            _insert(store, CrossRef).on_conflict_do_nothing(index_elements=list(_CROSS_COLUMNS)), rows
         )
+
+
+def _insert(store: Store, table: type[OutboxRow] | type[CrossRef]) -> Any:
+    """The dialect's ``INSERT`` into ``table`` (with ``ON CONFLICT``), as a Core statement run for many rows."""
+    insert = postgresql.insert if store.dialect == "postgresql" else sqlite.insert
+    return insert(cast(Table, table.__table__))
 
 
 _CROSS_COLUMNS = ("left_system", "left_kind", "left_id", "right_system", "right_kind", "right_id")

@@ -60,6 +60,8 @@ class PlannedWrite:
         source: the journaled document it comes from (failed items name it).
         posting: for ``postings``, the posting appended to our ledger.
         after: a key that must be confirmed first (a return's sale in 1C), or None.
+        document: for ``documents``, the document ``payload`` is the JSON of (spares parsing it again to write
+            it); None when the write was read back from the outbox.
     """
 
     key: str
@@ -70,6 +72,7 @@ class PlannedWrite:
     business_date: date | None
     posting: Posting | None = None
     after: str | None = None
+    document: Sale | Return | None = None
 
 
 def posting_payload(posting: Posting) -> dict[str, Any]:
@@ -116,7 +119,8 @@ def plan_document(
             if isinstance(document, Return) and document.original
             else None
         )
-        return [_write(route, entry, receipt_key(route.to, document), dump_document(document), after=after)]
+        key = receipt_key(route.to, document)
+        return [_write(route, entry, key, dump_document(document), after=after, document=document)]
     postings = _postings(ctx, document, history or History(ctx))
     return [
         _write(route, entry, f"{route.to}:{posting.key}", posting_payload(posting), posting=posting)
@@ -126,10 +130,10 @@ def plan_document(
 
 def _write(
     route: Route, entry: JournalEntry, key: str, payload: dict[str, Any], *, posting: Posting | None = None,
-    after: str | None = None,
+    after: str | None = None, document: Sale | Return | None = None,
 ) -> PlannedWrite:  # fmt: skip
     return PlannedWrite(key, _OPERATIONS[route.write], payload, entry.ref, entry.store, entry.business_date,
-                        posting=posting, after=after)  # fmt: skip
+                        posting=posting, after=after, document=document)  # fmt: skip
 
 
 def _postings(ctx: SyncContext, document: Sale | Return, history: History) -> list[Posting]:

@@ -205,7 +205,8 @@ def _confirmed(ctx: SyncContext, key: str, found: dict[str, str], states: dict[s
 
 def _write(target: Any, route: Route, write: PlannedWrite) -> Any:
     if route.write == "documents":
-        return target.write_document(parse_document(write.payload), write.key)
+        document = write.document if write.document is not None else parse_document(write.payload)
+        return target.write_document(document, write.key)
     return target.write_posting(Posting.model_validate(write.payload), write.key)
 
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from connector.config import ConnectorConfig, Route
-from connector.model import Return, Sale
+from connector.model import Return, Sale, parse_document
 from connector.sandbox.generator import DEFAULT_PROGRAM_YAML
 from connector.store import open_store
 from connector.store.journal import raw_version
@@ -87,6 +87,7 @@ def test_a_sale_becomes_one_receipt_keyed_for_1c(ctx: SyncContext) -> None:
     (write,) = plan_document(ctx, TO_1C, _entry(ctx, "s-1"))
     assert (write.key, write.operation, write.after) == ("onec:evotor:s-1:sale", "receipt", None)
     assert write.payload["total"] == "1000.00"
+    assert write.document == parse_document(write.payload)  # what is written is exactly what is recorded
 
 
 def test_a_return_waits_for_its_sale_then_reverses_the_accrual(ctx: SyncContext) -> None:
