@@ -6,7 +6,9 @@ new ``DataVersion``; unknown fields are dropped silently; a tabular section give
 section; ``Posted`` cannot be written directly; posting replaces the document's register movements and unposting
 removes them. Posting logic is in :mod:`connector.sandbox.onec.posting`.
 
-Rows are stored packed (:mod:`connector.sandbox.onec.layout`); every read hands out fresh dicts.
+Rows are stored packed (:mod:`connector.sandbox.onec.layout`); every read hands out fresh dicts. A string
+property searched with ``substringof`` gets a word index on first use (:meth:`OneCInfobase.containing`), kept up
+to date by every write, so that looking keys up does not read every document.
 
 Example:
     >>> base = OneCInfobase("ut")
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import operator
+import re
 import struct
 import threading
 import uuid
@@ -56,6 +59,8 @@ __all__ = ["OneCInfobase", "Source"]
 _NUMBER_PREFIX = "00ЦБ-"
 _UNWRITABLE = frozenset({"Ref_Key", "DataVersion", "Posted"})
 _JSON_CACHE_SIZE = 20_000
+_WORD = re.compile(r"\w+")
+_SEPARATOR = re.compile(r"\W+")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class Source:
     layout: Layout
     to_json: Callable[[Packed], bytes]
     version: int
+    lookup: Callable[[Any, str], set[str] | None] | None = None
+    """Finds objects by a string they contain (:meth:`OneCInfobase.containing`); None for other row sets."""
 
 
 class OneCInfobase:
@@ -96,6 +103,7 @@ class OneCInfobase:
         self._movements: dict[str, list[Packed]] = {}
         self._counters: dict[str, int] = {}
         self._version = 0
+        self._words: dict[tuple[str, int], dict[str, set[str]]] = {}  # (set, position) → word → Ref_Keys
         self._lock = threading.RLock()
 
     # ---- reading ---------------------------------------------------------------------------------------------
@@ -143,7 +151,8 @@ class OneCInfobase:
             if entity_set in self.schema:
                 rows = list(self._objects[entity_set].values())
                 writer = partial(self._object_json, entity_set)
-                return Source(entity_set, rows, self.layouts[entity_set], writer, self._version)
+                lookup = partial(self.containing, entity_set)
+                return Source(entity_set, rows, self.layouts[entity_set], writer, self._version, lookup)
             if entity_set == REGISTER_RECORDS:
                 layout = self.register_layout
                 return Source(entity_set, self._records(), layout, _utf8(layout), self._version)
@@ -154,6 +163,27 @@ class OneCInfobase:
                 layout = self._record_set_layout
                 return Source(entity_set, sets, layout, _utf8(layout), self._version)
             return self._section_source(entity_set)
+
+    def containing(self, entity_set: str, position: int, needle: str) -> set[str] | None:
+        """``Ref_Key`` of at least every object whose string at ``position`` contains ``needle``; None when the
+        needle has no whole word to look up (the caller then reads every object).
+
+        A word of the needle with a separator on both sides (``evotor`` in ``onec:evotor:…:sale``) is a whole
+        word of every string that contains the needle, so the objects holding the needle's rarest such word are
+        a superset of the answer. The word index of ``(entity_set, position)`` is built on first use.
+        """
+        words = [word for word in _SEPARATOR.split(needle)[1:-1] if word]
+        if not words:
+            return None
+        with self._lock:
+            index = self._words.get((entity_set, position))
+            if index is None:
+                index = self._words[(entity_set, position)] = {}
+                for ref, packed in self._objects[entity_set].items():
+                    for word in set(_WORD.findall(str(packed[position]))):
+                        index.setdefault(word, set()).add(ref)
+            rarest = min(words, key=lambda word: len(index.get(word, ())))
+            return set(index.get(rarest, ()))
 
     def movements(self) -> list[dict[str, Any]]:
         """Every register record as a dict, recorder by recorder in the order they were first posted."""
@@ -280,6 +310,7 @@ class OneCInfobase:
         """Delete an object physically, with its movements (``DELETE``; 1C users prefer ``DeletionMark``)."""
         with self._lock:
             ref = self.get(entity_set, ref_key)["Ref_Key"]
+            self._index_words(entity_set, ref, self._objects[entity_set][ref], None)
             del self._objects[entity_set][ref]
             self._version += 1
             self._json.pop(ref, None)
@@ -342,8 +373,22 @@ class OneCInfobase:
     def _store(self, entity_set: str, row: dict[str, Any]) -> None:
         self._version += 1
         row["DataVersion"] = base64.b64encode(struct.pack(">II", self._version, 0)).decode("ascii")
-        self._objects[entity_set][row["Ref_Key"]] = self.layouts[entity_set].pack(row)
-        self._json.pop(row["Ref_Key"], None)
+        ref, packed = row["Ref_Key"], self.layouts[entity_set].pack(row)
+        self._index_words(entity_set, ref, self._objects[entity_set].get(ref), packed)
+        self._objects[entity_set][ref] = packed
+        self._json.pop(ref, None)
+
+    def _index_words(self, entity_set: str, ref: str, old: Packed | None, new: Packed | None) -> None:
+        """Keep the word indexes of ``entity_set`` in step with an object written (``new``) or deleted."""
+        for (name, position), index in self._words.items():
+            if name != entity_set:
+                continue
+            before = set(_WORD.findall(str(old[position]))) if old is not None else set()
+            after = set(_WORD.findall(str(new[position]))) if new is not None else set()
+            for word in before - after:
+                index[word].discard(ref)
+            for word in after - before:
+                index.setdefault(word, set()).add(ref)
 
     def _object_json(self, entity_set: str, packed: Packed) -> bytes:
         # bounded: a full scan of a large base must not keep every document's text in memory; kept as UTF-8 so

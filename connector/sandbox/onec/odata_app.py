@@ -227,7 +227,7 @@ class _ODataService:
     def _collection(self, request: Request, fmt: Format, name: str) -> Response:
         source = self.base.source(name)
         query = parse_query(_params(request), Fields.of_layout(source.layout))
-        page, total = run_query(query, source.name, source.version, source.rows, self.cache)
+        page, total = run_query(query, source.name, source.version, source.rows, self.cache, source.lookup)
         count = total if query.inlinecount else None
         if fmt == "atom":
             rows = [source.layout.unpack(row) for row in page]
@@ -242,7 +242,7 @@ class _ODataService:
     def _count(self, request: Request, name: str) -> Response:
         source = self.base.source(name)
         query = parse_query({"$filter": _params(request).get("$filter", "")}, Fields.of_layout(source.layout))
-        _, total = run_query(query, source.name, source.version, source.rows, self.cache)
+        _, total = run_query(query, source.name, source.version, source.rows, self.cache, source.lookup)
         return Response(str(total), media_type="text/plain;charset=utf-8")
 
     def _single(self, request: Request, fmt: Format, name: str, ref: str, status: int = 200) -> Response:

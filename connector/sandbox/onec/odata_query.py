@@ -8,6 +8,10 @@ mod``, literals ``guid'…'``, ``datetime'…'``, ``'O''Brien'``, ``true``/``fal
 ``all`` over tabular sections. A field compared with a literal of another type is a parse error (code 14), as
 are unknown fields — 1C refuses both rather than guessing.
 
+Beside the predicate, a parsed filter says which rows an index could pick out without reading every row
+(:class:`Narrowing`): ``substringof('…', Field)`` on a string field, and the ``or``/``and`` of such terms. The
+predicate still decides every row; a narrowing only spares a scan of rows that cannot match.
+
 Example:
     >>> match = compile_filter("Description eq 'O''Brien' and not DeletionMark", {"Description": "String",
     ...                        "DeletionMark": "Boolean"})
@@ -30,8 +34,12 @@ from connector.sandbox.onec.layout import Layout
 from connector.sandbox.onec.wire import OneCServiceError, parse_datetime
 
 __all__ = [
+    "AllOf",
+    "AnyOf",
+    "Contains",
     "Evaluator",
     "Fields",
+    "Narrowing",
     "Query",
     "compile_fields_filter",
     "compile_filter",
@@ -82,6 +90,32 @@ def query_error(message: str, **context: Any) -> OneCServiceError:
 
 
 @dataclass(frozen=True)
+class Contains:
+    """Rows whose string at ``key`` (a dict key or tuple position) contains ``needle``."""
+
+    key: Any
+    needle: str
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """Rows of any of the parts (``or``)."""
+
+    parts: tuple[Narrowing, ...]
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Rows of every one of the parts (``and``; a part may be left out: the result only grows)."""
+
+    parts: tuple[Narrowing, ...]
+
+
+Narrowing = Contains | AnyOf | AllOf
+"""A superset of the rows a filter matches, as an index can find them; the predicate decides each of them."""
+
+
+@dataclass(frozen=True)
 class _Node:
     evaluate: Evaluator
     kind: str | None = None  # literal kind (str, guid, …) for constants, EDM type for fields
@@ -89,6 +123,7 @@ class _Node:
     field: str | None = None
     is_const: bool = False
     key: Any = None
+    narrowing: Narrowing | None = None
 
 
 def _const(value: Any, kind: str | None) -> _Node:
@@ -163,21 +198,30 @@ class _Parser:
         return None
 
     def parse(self) -> Evaluator:
+        return self.parse_node().evaluate
+
+    def parse_node(self) -> _Node:
         node = self._or()
         if self._peek() is not None:
             raise query_error(f"Ошибка разбора выражения отбора: лишний текст '{self._peek()[1]}'")  # type: ignore[index]
-        return node.evaluate
+        return node
 
     def _or(self) -> _Node:
         node = self._and()
         while self._keyword("or"):
-            node = _Node(_either(node.evaluate, self._and().evaluate))
+            other = self._and()
+            narrowing = None
+            if node.narrowing is not None and other.narrowing is not None:
+                narrowing = AnyOf((node.narrowing, other.narrowing))
+            node = _Node(_either(node.evaluate, other.evaluate), narrowing=narrowing)
         return node
 
     def _and(self) -> _Node:
         node = self._not()
         while self._keyword("and"):
-            node = _Node(_both(node.evaluate, self._not().evaluate))
+            other = self._not()
+            parts = tuple(part for part in (node.narrowing, other.narrowing) if part is not None)
+            node = _Node(_both(node.evaluate, other.evaluate), narrowing=AllOf(parts) if parts else None)
         return node
 
     def _not(self) -> _Node:
@@ -264,12 +308,25 @@ class _Parser:
         if function is None:
             raise query_error(f"Ошибка разбора выражения отбора: неизвестная функция '{name}'")
         self._expect("(")
-        args = [self._or().evaluate]
+        args = [self._or()]
         while self._peek() is not None and self._peek()[1] == ",":  # type: ignore[index]
             self.pos += 1
-            args.append(self._or().evaluate)
+            args.append(self._or())
         self._expect(")")
-        return _Node(lambda row: function(*(arg(row) for arg in args)))
+        evaluators = [arg.evaluate for arg in args]
+        return _Node(lambda row: function(*(arg(row) for arg in evaluators)), narrowing=_contains(name, args))
+
+
+def _contains(name: str, args: list[_Node]) -> Contains | None:
+    """``substringof('literal', StringField)`` as a :class:`Contains`; None for anything else."""
+    if name.lower() != "substringof" or len(args) != 2:
+        return None
+    needle, haystack = args
+    if not (
+        needle.is_const and needle.kind == "str" and haystack.field is not None and haystack.kind == "String"
+    ):
+        return None
+    return Contains(haystack.key, str(needle.constant))
 
 
 def _either(a: Evaluator, b: Evaluator) -> Evaluator:
@@ -398,6 +455,7 @@ class Query:
 
     filter_text: str = ""
     predicate: Evaluator | None = None
+    narrowing: Narrowing | None = None
     order: tuple[tuple[Any, bool], ...] = ()  # (row key or position, descending)
     select: tuple[str, ...] | None = None
     top: int | None = None
@@ -448,9 +506,11 @@ def parse_query(params: Mapping[str, str], fields: Fields) -> Query:
     inlinecount = params.get("$inlinecount", "none")
     if inlinecount not in ("allpages", "none"):
         raise query_error(f"Неверное значение параметра $inlinecount: '{inlinecount}'")
+    node = _Parser(filter_text, fields).parse_node() if filter_text else None
     return Query(
         filter_text=filter_text,
-        predicate=compile_fields_filter(filter_text, fields) if filter_text else None,
+        predicate=node.evaluate if node is not None else None,
+        narrowing=node.narrowing if node is not None else None,
         order=_order(params.get("$orderby", ""), fields),
         select=_select(params.get("$select", ""), set(fields.types) | set(fields.sections)),
         top=_count(params, "$top"),

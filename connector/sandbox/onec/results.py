@@ -1,4 +1,10 @@
-"""Executing a parsed query over rows: filter, order, page — with a small cache for paging through big sets."""
+"""Executing a parsed query over rows: filter, order, page — with a small cache for paging through big sets.
+
+When the query's filter has a :class:`~connector.sandbox.onec.odata_query.Narrowing` and the rows' owner can
+look strings up (:data:`Lookup`), only the rows it names are tested: the connector's key lookups
+(``substringof`` of 40 keys on ``Комментарий``) would otherwise test every document of the base 40 times, each
+lookup, and a 100,000-receipt sync makes thousands of them.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from connector.sandbox.onec.odata_query import Query
+from connector.sandbox.onec.odata_query import AnyOf, Contains, Narrowing, Query
 
-__all__ = ["ResultCache", "run_query"]
+__all__ = ["Lookup", "ResultCache", "run_query"]
+
+Lookup = Callable[[Any, str], set[str] | None]
+"""``(row position, needle)`` → the keys (``Ref_Key``, a row's first value) of at least every row whose string
+at that position contains the needle, or None when it cannot tell without a scan."""
 
 
 class ResultCache:
@@ -49,10 +59,39 @@ def _filtered_sorted(query: Query, rows: list[Any]) -> list[Any]:
     return result
 
 
+def _candidates(narrowing: Narrowing, lookup: Lookup) -> set[str] | None:
+    """The row keys ``narrowing`` leaves (a superset of the matches), or None for every row."""
+    if isinstance(narrowing, Contains):
+        return lookup(narrowing.key, narrowing.needle)
+    found = [_candidates(part, lookup) for part in narrowing.parts]
+    if isinstance(narrowing, AnyOf):
+        union: set[str] = set()
+        for part in found:
+            if part is None:
+                return None
+            union |= part
+        return union
+    known = [part for part in found if part is not None]
+    return set.intersection(*known) if known else None
+
+
 def run_query(
-    query: Query, name: str, version: int, rows: list[Any], cache: ResultCache | None = None
+    query: Query,
+    name: str,
+    version: int,
+    rows: list[Any],
+    cache: ResultCache | None = None,
+    lookup: Lookup | None = None,
 ) -> tuple[list[Any], int]:
-    """Apply filter, order and paging; returns the page and the count before paging (for ``$inlinecount``)."""
+    """Apply filter, order and paging; returns the page and the count before paging (for ``$inlinecount``).
+
+    Args:
+        lookup: finds rows by a string they contain (see :data:`Lookup`); the result is the same without it.
+    """
+    if query.narrowing is not None and lookup is not None:
+        keys = _candidates(query.narrowing, lookup)
+        if keys is not None:
+            rows = [row for row in rows if row[0] in keys]  # in storage order, as a scan would see them
     if query.predicate is None and not query.order:
         matched = rows
     elif cache is None:

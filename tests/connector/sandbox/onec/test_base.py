@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 
 from connector.sandbox.onec.base import OneCInfobase
+from connector.sandbox.onec.odata_query import Fields, parse_query
+from connector.sandbox.onec.results import run_query
 from connector.sandbox.onec.wire import EMPTY_GUID, OneCServiceError
 
 PROGRAM = "a7b8c9d0-8888-11ee-8a3c-00155d0a1f01"
@@ -222,3 +224,43 @@ def test_balance_by_chosen_dimensions(base: OneCInfobase) -> None:
             "КСписаниюBalance": Decimal(-66),
         }
     ]
+
+
+def _keyed(base: OneCInfobase, comment: str) -> str:
+    return base.create(RECEIPTS, {**receipt(), "Комментарий": comment})
+
+
+def _found(base: OneCInfobase, flt: str, *, indexed: bool) -> list[str]:
+    source = base.source(RECEIPTS)
+    query = parse_query({"$filter": flt, "$orderby": "Date"}, Fields.of_layout(source.layout))
+    lookup = source.lookup if indexed else None
+    page, _ = run_query(query, source.name, source.version, source.rows, lookup=lookup)
+    return [row[0] for row in page]
+
+
+def test_key_lookups_by_the_word_index_find_what_a_scan_finds_after_every_write(base: OneCInfobase) -> None:
+    sale = _keyed(base, "onec:evotor:a-1:sale")
+    longer = _keyed(base, "onec:evotor:a-1:sale_reversal")  # contains the sale's key: substringof matches it
+    ret = _keyed(base, "onec:evotor:b-2:return")
+    _keyed(base, "вручную")
+    flt = (
+        "(substringof('onec:evotor:a-1:sale', Комментарий) or substringof('onec:evotor:b-2:return', Комментарий)"
+        " or substringof('onec:evotor:c-3:sale', Комментарий)) and DeletionMark eq false"
+    )
+    assert _found(base, flt, indexed=True) == _found(base, flt, indexed=False) == [sale, longer, ret]
+
+    base.update(RECEIPTS, ret, {"Комментарий": "onec:evotor:c-3:sale"})
+    base.delete(RECEIPTS, sale)
+    moved = _keyed(base, "onec:evotor:b-2:return")
+    assert _found(base, flt, indexed=True) == _found(base, flt, indexed=False) == [longer, ret, moved]
+
+
+def test_the_word_index_narrows_only_what_a_needle_pins_down(base: OneCInfobase) -> None:
+    sale = _keyed(base, "onec:evotor:a-1:sale")
+    _keyed(base, "onec:evotor:b-2:sale")
+    position = base.layouts[RECEIPTS].index["Комментарий"]
+    assert base.containing(RECEIPTS, position, ":a-1:") == {sale}
+    assert base.containing(RECEIPTS, position, "evotor:a") is None  # no whole word: the caller scans
+    # a filter that is not only substringof terms is answered by a scan, with the same result
+    flt = "substringof('onec:evotor:a-1:sale', Комментарий) or Posted eq true"
+    assert _found(base, flt, indexed=True) == _found(base, flt, indexed=False) == [sale]

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from connector.sandbox.onec.odata_query import Fields, Query, compile_filter, parse_query
+from connector.sandbox.onec.odata_query import (
+    AllOf,
+    AnyOf,
+    Contains,
+    Fields,
+    Query,
+    compile_filter,
+    parse_query,
+)
 from connector.sandbox.onec.results import run_query
 from connector.sandbox.onec.wire import Int64, OneCServiceError
 
@@ -139,3 +147,20 @@ def test_inlinecount_counts_before_paging() -> None:
     page, total = run_query(query, "X", 1, ROWS)
     assert (len(page), total, query.inlinecount) == (1, 2, True)
     assert Query().predicate is None
+
+
+@pytest.mark.parametrize(
+    ("expression", "narrowing"),
+    [
+        ("substringof('a:b:c', Description)", Contains("Description", "a:b:c")),
+        (
+            "(substringof('a:b', Description) or substringof('c:d', ВидОперации)) and DeletionMark eq false",
+            AllOf((AnyOf((Contains("Description", "a:b"), Contains("ВидОперации", "c:d"))),)),
+        ),
+        ("substringof('a:b', Description) or DeletionMark eq false", None),  # a row of any text may match
+        ("not substringof('a:b', Description)", None),
+        ("substringof(Description, 'a:b')", None),  # the field is the needle: nothing to look up
+    ],
+)
+def test_filter_says_which_rows_an_index_may_pick_out(expression: str, narrowing: Any) -> None:
+    assert parse_query({"$filter": expression}, FIELDS).narrowing == narrowing
