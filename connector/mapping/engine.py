@@ -382,6 +382,25 @@ class Mapping:
                 exc.reason, system=scope.system, document=document_id, field=exc.field_path, source=exc.source
             ) from None
 
+    def receipt_kind(self, raw: Any, *, system: str | None = None, entity: str | None = None) -> str | None:
+        """The ``DocRef`` kind of the receipt ``raw`` maps to, told without mapping it; None when not told.
+
+        Only a file producing receipts under a constant kind (``ref: {kind: {value: receipt}}``, as every
+        shipped one) tells it; for anything else — a posting, a computed kind, no or several matching files —
+        the answer is None and the payload has to be mapped.
+        """
+        try:
+            _, spec = self._select(raw, entity, system)
+        except MappingError:
+            return None
+        if not isinstance(spec, ReceiptSpec):
+            return None
+        kind = spec.ref.kind
+        constant = kind.path is None and kind.template is None and kind.first is None and kind.cases is None
+        if constant and not kind.transforms and isinstance(kind.value, str) and kind.value:
+            return kind.value
+        return None
+
     def map_many(
         self,
         items: Iterable[Any],

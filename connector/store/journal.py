@@ -81,6 +81,13 @@ class _Known:
     mapped: bool
     id: int | None = None
     pending: dict[str, Any] | None = field(default=None, repr=False)
+    store: str | None = None
+    business_date: date | None = None
+
+
+def _pick(rows: Sequence[_Known], kind: str) -> _Known | None:
+    """The row an upsert under ``kind`` updates: the one of that kind, else the oldest of another."""
+    return next((row for row in rows if row.kind == kind), rows[0] if rows else None)
 
 
 @dataclass(frozen=True)
@@ -258,7 +265,7 @@ class Journal:
             updates: dict[int, dict[str, Any]] = {}
             for write in writes:
                 rows = known.setdefault(write.source_id, [])
-                row = next((r for r in rows if r.kind == write.kind), rows[0] if rows else None)
+                row = _pick(rows, write.kind)
                 values = _values(write.kind, write.version, write.raw, write.document, write.store,
                                  write.business_date, now)  # fmt: skip
                 if row is None:
@@ -289,8 +296,28 @@ class Journal:
                 )
         return outcomes
 
+    def unchanged(
+        self, system: str, writes: Sequence[JournalWrite]
+    ) -> dict[str, tuple[str | None, date | None]]:
+        """Which of ``writes`` :meth:`upsert_many` would find unchanged once mapped, without mapping them.
+
+        A write here names the kind its document maps to and its version (``document`` is ignored): it is
+        unchanged when the row an upsert would update is mapped and at that version. Answers source id → the
+        row's (store, business date). A re-read of the lookback window is then not mapped again.
+        """
+        if not writes:
+            return {}
+        with self._sessions() as session:
+            known = self._known(session, system, writes, lock=False)
+        found: dict[str, tuple[str | None, date | None]] = {}
+        for write in writes:
+            row = _pick(known.get(write.source_id, []), write.kind)
+            if row is not None and row.mapped and row.version == write.version:
+                found[write.source_id] = (row.store, row.business_date)
+        return found
+
     def _known(
-        self, session: Session, system: str, writes: Sequence[JournalWrite]
+        self, session: Session, system: str, writes: Sequence[JournalWrite], *, lock: bool = True
     ) -> dict[str, list[_Known]]:
         """The stored rows of the writes' source ids under their kinds and aliases, oldest first, locked.
 
@@ -304,17 +331,20 @@ class Journal:
         known: dict[str, list[_Known]] = {}
         for start in range(0, len(wanted), _IN_CHUNK):
             query = (
-                select(row.id, row.kind, row.source_id, row.version, mapped)
+                select(row.id, row.kind, row.source_id, row.version, mapped, row.store, row.business_date)
                 .where(
                     row.system == system,
                     row.kind.in_(kinds),
                     row.source_id.in_(wanted[start : start + _IN_CHUNK]),
                 )
                 .order_by(JournalDocument.id)
-                .with_for_update()
             )
-            for id_, kind, source_id, version, canonical in session.execute(query):
-                entry = _Known(kind, version, canonical not in (None, "null"), id=id_)
+            if lock:
+                query = query.with_for_update()
+            for id_, kind, source_id, version, canonical, store, day in session.execute(query):
+                entry = _Known(
+                    kind, version, canonical not in (None, "null"), id=id_, store=store, business_date=day
+                )
                 known.setdefault(source_id, []).append(entry)
         return known
 

@@ -142,24 +142,61 @@ class _Mapped:
 def journal_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullReport) -> None:
     """Map a chunk of raw records and journal it in one transaction per system (raw beside canonical).
 
-    A record that does not map is journaled raw under its entity and parked as a permanent failed item naming
-    the system, the document and the field; the rest of the chunk goes on. The journal is written before any
-    failed item is parked or resolved, as when records went one at a time.
+    A receipt whose version is journaled and mapped already is not mapped again: it is unchanged, as the
+    upsert would find it (its days are its row's). A record that does not map is journaled raw under its entity
+    and parked as a permanent failed item naming the system, the document and the field; the rest of the chunk
+    goes on. The journal is written before any failed item is parked or resolved.
     """
-    chunk = [_map(ctx, record) for record in records]
-    _place_postings(ctx, [item for item in chunk if isinstance(item.document, Posting)])
-    by_system: dict[str, list[_Mapped]] = {}
-    for item in chunk:
-        by_system.setdefault(item.record.system, []).append(item)
-    for system, items in by_system.items():
-        writes = [_write(item) for item in items]
+    by_system: dict[str, list[RawRecord]] = {}
+    for record in records:
+        by_system.setdefault(record.system, []).append(record)
+    for system, group in by_system.items():
+        versions = [record.version or raw_version(record.payload) for record in group]
+        known = _unchanged(ctx, system, group, versions)
+        chunk = [_map(ctx, record, version) for record, version in zip(group, versions, strict=True)
+                 if record.id not in known]  # fmt: skip
+        _place_postings(ctx, [item for item in chunk if isinstance(item.document, Posting)])
         with ctx.writing():
-            outcomes = ctx.journal.upsert_many(system, writes)
-        _account(ctx, items, outcomes, report)
+            outcomes = ctx.journal.upsert_many(system, [_write(item) for item in chunk])
+        _account(ctx, system, chunk, outcomes, report)
+        _account_unchanged(ctx, system, [record for record in group if record.id in known], known, report)
 
 
-def _map(ctx: SyncContext, record: RawRecord) -> _Mapped:
-    item = _Mapped(record, record.version or raw_version(record.payload), place=record.store)
+def _unchanged(
+    ctx: SyncContext, system: str, records: Sequence[RawRecord], versions: Sequence[str]
+) -> dict[str, tuple[str | None, date | None]]:
+    """The records of a chunk journaled and mapped at their version already (source id → row's store, day).
+
+    Only receipts whose kind the mapping tells without mapping (see :meth:`Mapping.receipt_kind`) and whose id
+    is once in the chunk; everything else is mapped and left to the upsert to judge.
+    """
+    mapping, repeated = ctx.mapping(system), Counter(record.id for record in records)
+    writes = []
+    for record, version in zip(records, versions, strict=True):
+        kind = mapping.receipt_kind(record.payload, system=system, entity=record.entity)
+        if kind is not None and repeated[record.id] == 1:
+            writes.append(JournalWrite(kind, record.id, version, None, None, aliases=(record.entity,)))
+    known = ctx.journal.unchanged(system, writes)
+    return {source_id: place for source_id, place in known.items() if place[1] is not None}
+
+
+def _account_unchanged(
+    ctx: SyncContext, system: str, records: Sequence[RawRecord],
+    known: dict[str, tuple[str | None, date | None]], report: PullReport,
+) -> None:  # fmt: skip
+    counts: Counter[str] = Counter()
+    for record in records:
+        store, day = known[record.id]
+        assert day is not None
+        report.unchanged += 1
+        counts[record.store or ""] += 1
+        report.days.add((store or record.store or "", day))
+    for store_id, by in counts.items():
+        ctx.count(system, store_id, "unchanged", by)
+
+
+def _map(ctx: SyncContext, record: RawRecord, version: str) -> _Mapped:
+    item = _Mapped(record, version, place=record.store)
     try:
         mapped = ctx.mapping(record.system).map(
             record.payload, system=record.system, entity=record.entity, catalogs=ctx.catalogs(record.system)
@@ -180,7 +217,9 @@ def _write(item: _Mapped) -> JournalWrite:
                         business_date=item.day, aliases=(record.entity,))  # fmt: skip
 
 
-def _account(ctx: SyncContext, items: Sequence[_Mapped], outcomes: Sequence[str], report: PullReport) -> None:
+def _account(
+    ctx: SyncContext, system: str, items: Sequence[_Mapped], outcomes: Sequence[str], report: PullReport
+) -> None:
     """Counts, days, failed items parked and resolved for a journaled chunk."""
     counts: Counter[tuple[str, str]] = Counter()
     for item, outcome in zip(items, outcomes, strict=True):
@@ -197,7 +236,6 @@ def _account(ctx: SyncContext, items: Sequence[_Mapped], outcomes: Sequence[str]
             ctx.resolve(
                 DocRef(system=record.system, kind=record.entity, id=record.id), f"pull:{record.system}"
             )
-    system = items[0].record.system
     for (store, name), by in counts.items():
         ctx.count(system, store, name, by)
 

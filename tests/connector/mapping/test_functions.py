@@ -178,3 +178,14 @@ def test_shipped_mappings_map_sandbox_documents_exactly_as_the_interpreter_does(
     slow = [mapping.map(document, system="evotor", catalogs=CATALOGS) for document in documents]
     assert fast == slow
     assert {document.type for document in fast} == {"sale", "return"}
+
+
+def test_receipt_kind_is_told_without_mapping_only_for_receipt_files_with_a_constant_kind() -> None:
+    document = _sandbox_documents()[0]
+    assert load_mapping("evotor/v2").receipt_kind(document, system="evotor") == "receipt"
+    assert (
+        load_mapping("evotor/v2").receipt_kind({"type": "RETURN"}, system="evotor") is None
+    )  # no file maps it
+    operation = json.loads((RAW / "crm" / "retailcrm_operations_page.json").read_text(encoding="utf-8"))
+    item = operation["bonusOperations"][0]
+    assert load_mapping("crm/retailcrm").receipt_kind(item, system="crm") is None  # a posting

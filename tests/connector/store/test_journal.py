@@ -193,3 +193,20 @@ def test_raw_version_is_the_hash_of_the_canonical_json_so_journaled_versions_sta
     payload = {"id": "d-8", "sum": Decimal("1.50"), "items": [{"b": 1, "a": "ё"}]}
     assert raw_version(payload) == hashlib.sha256(canonical_json(payload).encode()).hexdigest()
     assert raw_version(payload) != raw_version({**payload, "sum": Decimal("1.5")})
+
+
+def test_unchanged_tells_which_documents_an_upsert_would_leave_alone_with_their_place(store: Store) -> None:
+    journal = Journal(store.sessions)
+    _put(journal, _doc("same", store="store-7", day="2026-11-19"), {"id": "same"})
+    _put(journal, _doc("newer"), {"id": "newer"})
+    journal.upsert(
+        "evotor", "SELL", "unmapped", version=raw_version({"id": "unmapped"}), raw={}, document=None
+    )
+    checks = [
+        _write(None, "same", {"id": "same"}, aliases=("SELL",)),
+        _write(None, "newer", {"id": "newer", "sum": "1"}, aliases=("SELL",)),  # another version
+        _write(None, "unmapped", {"id": "unmapped"}, aliases=("SELL",)),  # journaled raw: map it again
+        _write(None, "unknown", {"id": "unknown"}, aliases=("SELL",)),
+    ]
+    assert journal.unchanged("evotor", checks) == {"same": ("store-7", date(2026, 11, 19))}
+    assert journal.unchanged("onec", checks) == {}

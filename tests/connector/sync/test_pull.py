@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from connector.mapping import Mapping
 from connector.store import open_store
 from connector.store.failures import FailedItems
 from connector.store.journal import Journal
@@ -25,6 +26,19 @@ def _journal(sw: SyncWorld) -> dict[str, tuple[Any, ...]]:
     with open_store(sw.config.state) as store:
         entries = Journal(store.sessions).documents_in_window("evotor", None, first, last)
     return {e.ref.id: (e.ref.kind, e.version, e.store, e.business_date, e.canonical, e.raw) for e in entries}
+
+
+def _count_mapped(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the ids of the payloads mapped."""
+    mapped: list[str] = []
+    original = Mapping.map
+
+    def counting(self: Mapping, raw: Any, **kwargs: Any) -> Any:
+        mapped.append(raw["id"])
+        return original(self, raw, **kwargs)
+
+    monkeypatch.setattr(Mapping, "map", counting)
+    return mapped
 
 
 @pytest.mark.parametrize(
@@ -60,8 +74,11 @@ def test_a_chunk_with_a_bad_record_journals_it_raw_parks_it_and_maps_the_rest(
         assert raw.ref.kind in ("SELL", "PAYBACK")  # journaled raw under its entity
         assert raw.ref.id not in journal
 
+        mapped = _count_mapped(monkeypatch)
         again = pull_window(sw.config, None, "evotor", first, last, workers=2)
         assert (again.new, again.changed, again.unchanged, again.failed) == (0, 0, receipts - 1, 1)
+        assert again.days == report.days
+        assert mapped == [raw.ref.id]  # the unchanged ones are not mapped again; the unmapped one is
         assert _journal(sw) == journal
 
 
