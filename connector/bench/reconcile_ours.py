@@ -1,14 +1,15 @@
 """The connector's compare stage on documents held in the state store — run in a child process for its memory.
 
-What it runs is the reconciliation's own path for a ``{left, right}`` comparison with a state database, minus the
-fresh pull (there is no source system behind the benchmark's journal):
+What it runs is the reconciliation's own path for a ``{left, right}`` comparison with a state database
+(:func:`connector.reconcile.snapshot.load_snapshot` with ``store``), minus the fresh pull (there is no source
+system behind the benchmark's journal):
 
-1. **load** — :meth:`connector.store.journal.Journal.documents_in_window` for each side, each entry's canonical
-   document (:attr:`~connector.store.journal.JournalEntry.document`) reduced to a
-   :class:`~connector.reconcile.model.DocRecord` with the key the 1C adapter reads (``Комментарий``), as
-   :class:`connector.reconcile.snapshot.SnapshotSource` does;
-2. **compare** — :func:`connector.reconcile.compare.compare_snapshot` over the snapshot.
+1. **read** — :func:`connector.reconcile.reader.window_pairs`: both systems' journaled receipts of the window,
+   with the key the 1C adapter reads (``Комментарий``), streamed one store-day at a time as records;
+2. **compare** — :func:`connector.reconcile.compare.compare_snapshot` over a snapshot holding that stream: each
+   store-day is matched and compared as it arrives and then dropped, the unpaired carried to a final pass.
 
+The two interleave; ``load_s`` is the time spent reading and building records, ``compare_s`` the rest.
 ``python -m connector.bench.reconcile_ours URL FIRST LAST`` prints one JSON object: the seconds of each step, the
 peak RSS of the process and the discrepancies found per kind.
 """
@@ -26,49 +27,37 @@ from typing import Any
 from connector.bench.common import peak_rss_mb, timed
 from connector.config import ReconcileSpec
 from connector.reconcile.compare import compare_snapshot
-from connector.reconcile.model import DocRecord, Snapshot
-from connector.reconcile.snapshot import SharedValues, document_record
-from connector.store import Store, open_store
-from connector.store.journal import Journal
+from connector.reconcile.model import Snapshot
+from connector.reconcile.reader import window_pairs
+from connector.store import open_store
 
-__all__ = ["KEY_FIELD", "load_side", "main", "measure_in_child"]
+__all__ = ["KEY_FIELD", "main", "measure_in_child"]
 
 KEY_FIELD = "Комментарий"
 """Where the 1C adapter reads the connector's key of a document (its default ``external_id_field``)."""
-
-
-def load_side(store: Store, system: str, first: date, last: date) -> list[DocRecord]:
-    """One system's receipts of the window from the journal, as records (the snapshot's journal path)."""
-    records: list[DocRecord] = []
-    shared = SharedValues()
-    for entry in Journal(store.sessions).documents_in_window(system, None, first, last):
-        document = entry.document
-        if document is not None:
-            raw = entry.raw if isinstance(entry.raw, dict) else {}
-            key = raw.get(KEY_FIELD)
-            records.append(document_record(document, str(key) if key else None, shared))
-    records.sort(key=lambda record: (record.occurred_at, record.id))
-    return records
+_LOOKBACK_DAYS = 14
+"""The reconciliation's lookback before the window for the tills' receipts without a program (returns)."""
 
 
 def _run(url: str, first: date, last: date) -> dict[str, Any]:
+    spec = ReconcileSpec(name="bench", left="evotor", right="onec", tolerance=Decimal("0.01"))
+    systems = (spec.left or "", spec.right or "")
     store = open_store(url)
     try:
-        (left, right), load_s = timed(
-            lambda: (load_side(store, "evotor", first, last), load_side(store, "onec", first, last))
-        )
+        pairs = window_pairs(store, systems, (first, last), margins=(1 + _LOOKBACK_DAYS, 1),
+                             key_fields={"onec": KEY_FIELD})  # fmt: skip
+        snapshot = Snapshot(first, last, [])
+        snapshot.pairs[systems] = pairs
+        found, total_s = timed(lambda: compare_snapshot(
+            snapshot, [spec], program=None, mirrors={}, today=datetime.now(UTC).date()))  # fmt: skip
     finally:
         store.close()
-    snapshot = Snapshot(first, last, sorted({record.store for record in left}))
-    snapshot.documents = {"evotor": left, "onec": right}
-    spec = ReconcileSpec(name="bench", left="evotor", right="onec", tolerance=Decimal("0.01"))
-    found, compare_s = timed(lambda: compare_snapshot(
-        snapshot, [spec], program=None, mirrors={}, today=datetime.now(UTC).date()))  # fmt: skip
+    load_s = round(pairs.read_s, 3)
     return {
-        "left_rows": len(left),
-        "right_rows": len(right),
+        "left_rows": pairs.counts["evotor"],
+        "right_rows": pairs.counts["onec"],
         "load_s": load_s,
-        "compare_s": compare_s,
+        "compare_s": round(total_s - load_s, 3),
         "found": dict(Counter(item.kind for item in found)),
         "peak_rss_mb": peak_rss_mb(),
     }

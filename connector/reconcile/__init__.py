@@ -127,4 +127,6 @@ def _run(
         name: sum(1 for d in docs if date_from <= d.business_date <= date_to)
         for name, docs in snapshot.documents.items()
     }
+    for source in snapshot.pairs.values():
+        compared.update(source.counts)
     return ReconcileResult(date_from, date_to, snapshot.stores, found, documents_compared=compared)

@@ -17,7 +17,7 @@ from connector.errors import ConfigError
 from connector.model import dump_document
 from connector.program import Program
 from connector.reconcile.ledger import compare_balances, compare_postings, compare_system_balances
-from connector.reconcile.match import match_documents
+from connector.reconcile.match import match_documents, match_grouped
 from connector.reconcile.model import Snapshot
 
 __all__ = ["compare_snapshot", "sort_key"]
@@ -55,19 +55,35 @@ def compare_snapshot(
     window = (snapshot.date_from, snapshot.date_to)
     found: list[Discrepancy] = []
     counterparts: dict[str, tuple[str, Mapping[str, str]]] = {}
+    ledger_documents = {spec.documents for spec in specs if spec.documents and spec.ledger}
     for spec in specs:
         if not (spec.left and spec.right):
             continue
-        originals = {d.ref.id: d for d in snapshot.canonical.get(spec.left, [])}
-        result = match_documents(
-            snapshot.documents.get(spec.left, []),
-            snapshot.documents.get(spec.right, []),
-            window=window,
-            tolerance=spec.tolerance,
-            cross_refs=(cross_refs or {}).get((spec.left, spec.right)),
-            systems=(spec.left, spec.right),
-            payload_of=lambda i, o=originals: dump_document(o[i]) if i in o else None,  # type: ignore[misc]
-        )
+        systems = (spec.left, spec.right)
+        known = (cross_refs or {}).get(systems)
+        source = snapshot.pairs.get(systems)
+        if source is not None:
+            result = match_grouped(
+                source.groups(),
+                systems=systems,
+                window=window,
+                tolerance=spec.tolerance,
+                known_left=source.left_ids,
+                cross_refs=known,
+                payloads=source.payloads,
+                keep_pairs=spec.left in ledger_documents,
+            )
+        else:
+            originals = {d.ref.id: d for d in snapshot.canonical.get(spec.left, [])}
+            result = match_documents(
+                snapshot.documents.get(spec.left, []),
+                snapshot.documents.get(spec.right, []),
+                window=window,
+                tolerance=spec.tolerance,
+                cross_refs=known,
+                systems=systems,
+                payload_of=lambda i, o=originals: dump_document(o[i]) if i in o else None,  # type: ignore[misc]
+            )
         found += result.discrepancies
         counterparts.setdefault(spec.left, (spec.right, result.pairs))
     for spec in specs:

@@ -20,9 +20,9 @@ store, since 1C dates carry the infobase's clock rather than the store's).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -30,9 +30,10 @@ from connector.discrepancies import Discrepancy, FixAction
 from connector.logs import mask_phone
 from connector.reconcile.model import DocRecord
 
-__all__ = ["DocumentMatch", "external_source_id", "match_documents"]
+__all__ = ["DocumentMatch", "external_source_id", "match_documents", "match_grouped"]
 
 PayloadOf = Callable[[str], dict[str, Any] | None]
+Payloads = Callable[[list[str]], Mapping[str, dict[str, Any]]]
 _ZERO = Decimal("0.00")
 
 
@@ -88,26 +89,46 @@ class _Matcher:
 
     def by_cross_refs(self, cross_refs: Mapping[str, str]) -> None:
         before = len(self.result.pairs)
-        for right_id, left_id in cross_refs.items():
+        if len(cross_refs) <= len(self.open_right):
+            known = list(cross_refs.items())
+        else:  # a store-day among many known pairs: look its own documents up
+            known = [
+                (right_id, cross_refs[right_id]) for right_id in self.open_right if right_id in cross_refs
+            ]
+        for right_id, left_id in known:
             if right_id in self.open_right and left_id in self.open_left:
                 self.pair(left_id, right_id)
         self._count("cross_ref", before)
 
-    def by_external_id(self, left_system: str) -> set[str]:
-        """Pair by the key kept on the right document; return the right ids whose key names no left one."""
-        before, dangling = len(self.result.pairs), set()
+    def by_external_id(
+        self,
+        left_system: str,
+        *,
+        known: Callable[[set[str]], set[str]] | None = None,
+        held: Container[str] = frozenset(),
+    ) -> set[str]:
+        """Pair by the key kept on the right document; return the right ids whose key names no left one.
+
+        Args:
+            left_system: the system the keys name.
+            known: of the left ids named but not among this matcher's documents, those that exist all the same
+                (compared in an earlier store-day); None when this matcher holds every left document.
+            held: ids on either side this pass leaves alone (a cross-reference pairs them elsewhere).
+        """
+        before, unknown = len(self.result.pairs), {}
         open_left, pairs = self.open_left, self.result.pairs
         for doc in list(self.open_right.values()):
             source = external_source_id(doc.external_key, left_system)
-            if source is None:
+            if source is None or doc.id in held:
                 continue
-            if source in open_left:
+            if source in open_left and source not in held:
                 pairs[source] = doc.id
                 del open_left[source], self.open_right[doc.id]
             elif source not in self.left:
-                dangling.add(doc.id)
+                unknown[doc.id] = source
         self._count("external_id", before)
-        return dangling
+        existing = known(set(unknown.values())) if known is not None and unknown else set()
+        return {right_id for right_id, source in unknown.items() if source not in existing}
 
     def by_index(
         self, method: str, key_of: Callable[[DocRecord], tuple[Any, ...] | None], skip: set[str]
@@ -158,22 +179,107 @@ def match_documents(
     if not left and not right:
         return DocumentMatch()
     left_system, right_system = systems or (left[0].system, right[0].system)
+    compare = _Comparer(window, tolerance, payload_of or (lambda _id: None))
     matcher = _Matcher(left, right)
-    matcher.by_cross_refs(cross_refs or {})
-    dangling = matcher.by_external_id(left_system)
+    _finish(matcher, compare, (left_system, right_system), cross_refs or {}, None, _Offsets(left))
+    return matcher.result
+
+
+def _finish(
+    matcher: _Matcher,
+    compare: _Comparer,
+    systems: tuple[str, str],
+    cross_refs: Mapping[str, str],
+    known: Callable[[set[str]], set[str]] | None,
+    offsets: _Offsets,
+    payloads: Payloads | None = None,
+) -> None:
+    """Every pass over what ``matcher`` holds, then the pairs compared and the unpaired reported (with the
+    payloads of the documents to create fetched at once when ``payloads`` is given)."""
+    left_system, right_system = systems
+    matcher.by_cross_refs(cross_refs)
+    dangling = matcher.by_external_id(left_system, known=known)
     if matcher.open_left and matcher.open_right:
         matcher.by_index("fiscal", _fiscal_key, dangling)
         matcher.by_index("number", _number_key, dangling)
     out = matcher.result
-    compare = _Comparer(window, tolerance, payload_of or (lambda _id: None))
     out.discrepancies += _compare_pairs(matcher, compare)
+    if payloads is not None:
+        wanted = [doc.id for doc in matcher.open_left.values() if compare.reported_missing(doc)]
+        compare.payload_of = payloads(wanted).get if wanted else compare.payload_of
     for doc in matcher.open_left.values():
         out.discrepancies += compare.missing_right(doc, right_system)
-    if matcher.open_right:
-        offsets = _store_offsets(left, {doc.store for doc in matcher.open_right.values()})
-        for doc in matcher.open_right.values():
-            out.discrepancies += compare.missing_left(doc, offsets.get(doc.store))
+    for doc in matcher.open_right.values():
+        out.discrepancies += compare.missing_left(doc, offsets.get(doc.store))
+
+
+def match_grouped(
+    groups: Iterable[tuple[list[DocRecord], list[DocRecord]]],
+    *,
+    systems: tuple[str, str],
+    window: tuple[date, date],
+    tolerance: Decimal,
+    known_left: Callable[[set[str]], set[str]],
+    cross_refs: Mapping[str, str] | None = None,
+    payloads: Payloads | None = None,
+    keep_pairs: bool = True,
+) -> DocumentMatch:
+    """:func:`match_documents` over documents that arrive one store-day at a time, each dropped once compared.
+
+    Each group (the left and right documents of one store and business date) is paired by cross-reference
+    and by external id — exact identities — and its pairs compared at once; only what is left unpaired is
+    carried to a final pass that runs every pass of :func:`match_documents` over the rest of the window
+    (a 1C document dated a day off its receipt, a document without a key, one whose till receipt is gone).
+    So memory holds a store-day and the unpaired, not the window, and the outcome is the one-pass outcome:
+    the identity passes do not depend on which other documents are open, except that two right documents
+    naming the same left one on different store-days pair in the order of their store-days rather than of
+    their instants.
+
+    Args:
+        groups: (left, right) documents per store-day, each side sorted by instant then id.
+        systems: the (left, right) system names.
+        window: first and last business date (inclusive).
+        tolerance: money differences up to this agree.
+        known_left: of some left ids, those that exist among the left documents read (the dangling test of
+            the final pass: the documents of earlier store-days are gone by then).
+        cross_refs: right id → left id pairs already known to the journal.
+        payloads: left ids → their canonical JSON, for the fixes that create them on the right (one call for
+            every document missing on the right).
+        keep_pairs: whether :attr:`DocumentMatch.pairs` keeps every pair (a ledger reconciliation needs them);
+            False keeps only the final pass's, so memory stays bounded.
+    """
+    cross = cross_refs or {}
+    held = {*cross, *cross.values()}
+    compare = _Comparer(window, tolerance, lambda _id: None)
+    out, offsets = DocumentMatch(), _Offsets(())
+    rest_left: list[DocRecord] = []
+    rest_right: list[DocRecord] = []
+    paired = {"cross_ref": 0, "external_id": 0}
+    for left, right in groups:
+        offsets.add(left)
+        matcher = _Matcher(left, right)
+        if cross:
+            matcher.by_cross_refs(cross)
+        matcher.by_external_id(systems[0], held=held)
+        out.discrepancies += _compare_pairs(matcher, compare)
+        for method in paired:
+            paired[method] += matcher.result.methods.get(method, 0)
+        if keep_pairs:
+            out.pairs.update(matcher.result.pairs)
+        rest_left += matcher.open_left.values()
+        rest_right += matcher.open_right.values()
+    rest_left.sort(key=_instant)
+    rest_right.sort(key=_instant)
+    final = _Matcher(rest_left, rest_right)
+    _finish(final, compare, systems, cross, known_left, offsets, payloads)
+    out.pairs.update(final.result.pairs)
+    out.methods = {method: paired.get(method, 0) + count for method, count in final.result.methods.items()}
+    out.discrepancies += final.result.discrepancies
     return out
+
+
+def _instant(doc: DocRecord) -> tuple[datetime, str]:
+    return (doc.occurred_at, doc.id)
 
 
 def _compare_pairs(matcher: _Matcher, compare: _Comparer) -> list[Discrepancy]:
@@ -190,16 +296,25 @@ def _compare_pairs(matcher: _Matcher, compare: _Comparer) -> list[Discrepancy]:
     return found
 
 
-def _store_offsets(documents: Iterable[DocRecord], stores: set[str]) -> dict[str, timedelta]:
-    """Each store's UTC offset as the left system states it (its latest receipt's)."""
-    offsets: dict[str, tuple[Any, timedelta]] = {}
-    for doc in documents:
-        if doc.store not in stores:
-            continue
-        offset = doc.occurred_at.utcoffset()
-        if offset is not None and (doc.store not in offsets or doc.occurred_at > offsets[doc.store][0]):
-            offsets[doc.store] = (doc.occurred_at, offset)
-    return {store: offset for store, (_, offset) in offsets.items()}
+class _Offsets:
+    """Each store's UTC offset as the left system states it (its latest receipt's), learnt as documents pass."""
+
+    def __init__(self, documents: Iterable[DocRecord]) -> None:
+        self._latest: dict[str, tuple[datetime, timedelta]] = {}
+        self.add(documents)
+
+    def add(self, documents: Iterable[DocRecord]) -> None:
+        latest = self._latest
+        for doc in documents:
+            known = latest.get(doc.store)
+            if known is None or doc.occurred_at > known[0]:
+                offset = doc.occurred_at.utcoffset()
+                if offset is not None:
+                    latest[doc.store] = (doc.occurred_at, offset)
+
+    def get(self, store: str) -> timedelta | None:
+        known = self._latest.get(store)
+        return known[1] if known else None
 
 
 def _lines_json(doc: DocRecord) -> list[dict[str, str]]:
@@ -270,8 +385,12 @@ class _Comparer:
             for a, b in zip(left.lines, right.lines, strict=True)
         )
 
+    def reported_missing(self, doc: DocRecord) -> bool:
+        """Whether an unpaired left document is reported (dated in the window, posted)."""
+        return self._in_window(doc.business_date) and doc.status == "posted"
+
     def missing_right(self, doc: DocRecord, right_system: str) -> list[Discrepancy]:
-        if not self._in_window(doc.business_date) or doc.status != "posted" or not right_system:
+        if not self.reported_missing(doc) or not right_system:
             return []
         key = f"{right_system}:{doc.system}:{doc.id}:{doc.kind}"
         fix = FixAction(

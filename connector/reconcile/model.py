@@ -8,13 +8,15 @@ full canonical documents are kept only for the system whose documents feed the l
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, Protocol
 
 from connector.model import Return, Sale
 
-__all__ = ["DocRecord", "LedgerEntry", "LedgerSide", "Snapshot", "line_signature"]
+__all__ = ["DocRecord", "LedgerEntry", "LedgerSide", "PairSource", "Snapshot", "line_signature"]
 
 LineSig = tuple[tuple[str, Decimal, Decimal], ...]
 
@@ -117,6 +119,29 @@ class LedgerSide:
     balance_rule: str = "buckets"
 
 
+class PairSource(Protocol):
+    """Both systems' documents of a ``{left, right}`` comparison, read one store-day at a time while compared.
+
+    :class:`connector.reconcile.reader.JournalPairs` reads them from the journal; the compare stage
+    (:func:`connector.reconcile.match.match_grouped`) holds a store-day at a time instead of the window.
+    """
+
+    counts: dict[str, int]
+    """system → documents read with a business date in the window (once :meth:`groups` has run)."""
+
+    def groups(self) -> Iterator[tuple[list[DocRecord], list[DocRecord]]]:
+        """(left, right) documents of each store-day, each side sorted by instant then id."""
+        ...
+
+    def left_ids(self, ids: set[str]) -> set[str]:
+        """Which of ``ids`` are left documents this source reads."""
+        ...
+
+    def payloads(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The canonical JSON of each left document of ``ids`` (those found)."""
+        ...
+
+
 @dataclass
 class Snapshot:
     """Every involved system read for a window of business dates and a set of stores.
@@ -132,6 +157,8 @@ class Snapshot:
         ledgers: system → its ledger.
         spend_before: system → customer → spend (sales − returns) before the documents read, from the journal
             (it picks the tier of the first purchases); empty when read without a journal.
+        pairs: (left, right) → the documents of that comparison as a stream of store-days (read from the
+            journal); a comparison found here is matched from it rather than from ``documents``.
     """
 
     date_from: date
@@ -141,6 +168,7 @@ class Snapshot:
     canonical: dict[str, list[Sale | Return]] = field(default_factory=dict)
     ledgers: dict[str, LedgerSide] = field(default_factory=dict)
     spend_before: dict[str, dict[str, Decimal]] = field(default_factory=dict)
+    pairs: dict[tuple[str, str], PairSource] = field(default_factory=dict)
 
     def in_window(self, day: date) -> bool:
         """Whether a business date falls in the window."""

@@ -4,7 +4,10 @@ This is the I/O layer; the compare stage never reads a system. Receipts are read
 
 * with a state database (``store``), **through the sync's pulls**: :func:`connector.sync.pull_window` refreshes
   the journal for the window (fresh reads; no watermark moves, nothing is written elsewhere), and the documents
-  are then read back from the journal — so the journal the console shows is the one that was compared;
+  are then read back from the journal — so the journal the console shows is the one that was compared. A
+  ``{left, right}`` comparison is not loaded here: the snapshot holds a reader
+  (:func:`connector.reconcile.reader.window_pairs`) that the compare stage streams a store-day at a time
+  (:attr:`Snapshot.pairs`); only the documents that feed a ledger reconciliation are parsed and kept whole;
 * without one, **directly through the adapters and mappings** (tests, ad-hoc runs).
 
 Ledgers are always read directly: balances need the whole history (the sync's ledger pull is bounded by its
@@ -41,6 +44,7 @@ from connector.errors import ConfigError, MappingError
 from connector.mapping import Mapping, load_mapping, load_system_mapping
 from connector.model import Posting, Return, Sale
 from connector.reconcile.model import DocRecord, LedgerEntry, LedgerSide, Snapshot, line_signature
+from connector.reconcile.reader import window_pairs
 from connector.store import Store
 from connector.store.journal import Journal
 from connector.store.tables import JournalDocument
@@ -145,14 +149,25 @@ class SnapshotSource:
         out.sort(key=lambda pair: (pair[0].occurred_at, pair[0].ref.id))
         return out
 
+    def key_field(self, name: str) -> str | None:
+        """Where system ``name`` keeps the connector's key in its raw payload (its adapter's ``key_field``)."""
+        key_field = getattr(self.adapter(name), "key_field", None)
+        return key_field if isinstance(key_field, str) else None
+
+    def pull(self, name: str, stores: list[str], first: date, last: date) -> None:
+        """Refresh the journal of system ``name`` for business dates ``first`` … ``last`` (the sync's pull)."""
+        assert self.store is not None
+        self._tick(f"{name}: receipts", 0, 1)
+        pull_window(self.config, self.store, name, first, last, stores)
+        self._tick(f"{name}: receipts", 1, 1)
+
     def _journaled(
         self, name: str, stores: list[str], first: date, last: date, categories: dict[str, str]
     ) -> list[tuple[Sale | Return, str | None]]:
         """Refresh the journal for the window through the sync's pull, then read it back."""
         assert self.store is not None
-        self._tick(f"{name}: receipts", 0, 1)
-        pull_window(self.config, self.store, name, first, last, stores)
-        key_field = getattr(self.adapter(name), "key_field", None)
+        self.pull(name, stores, first, last)
+        key_field = self.key_field(name)
         out: list[tuple[Sale | Return, str | None]] = []
         for entry in Journal(self.store.sessions).documents_in_window(name, stores, first, last):
             document = entry.document
@@ -160,7 +175,6 @@ class SnapshotSource:
                 raw = entry.raw if isinstance(entry.raw, dict) else {}
                 key = raw.get(key_field) if isinstance(key_field, str) else None
                 out.append((with_categories(document, categories), str(key) if key else None))
-        self._tick(f"{name}: receipts", 1, 1)
         out.sort(key=lambda pair: (pair[0].occurred_at, pair[0].ref.id))
         return out
 
@@ -387,16 +401,25 @@ def load_snapshot(
     categories = source.categories(
         s for s in doc_systems if callable(getattr(source.adapter(s), "catalogs", None))
     )
+    streamed = _streamed(config) if store is not None else []
+    in_pairs = {name for pair in streamed for name in pair}
+    backs = {name: 1 + (lookback_days if name in canonical else 0) for name in doc_systems}
     for name in sorted(doc_systems):
-        back = 1 + (lookback_days if name in canonical else 0)
-        _read_documents(
-            source,
-            snapshot,
-            name,
-            name in canonical,
-            _day_start(date_from - timedelta(days=back)),
-            until,
-            categories,
+        since = _day_start(date_from - timedelta(days=backs[name]))
+        if name in in_pairs and name not in _ledger_documents(config):
+            source.pull(name, snapshot.stores, since.date(), date_to + timedelta(days=1))
+            continue
+        _read_documents(source, snapshot, name, name in canonical, since, until, categories,
+                        records=name not in in_pairs)  # fmt: skip
+    for left, right in streamed:
+        snapshot.pairs[(left, right)] = window_pairs(
+            source.store,  # type: ignore[arg-type]  # streamed only with a store
+            (left, right),
+            (date_from, date_to),
+            margins=(backs[left], backs[right]),
+            stores=snapshot.stores,
+            key_fields={name: source.key_field(name) for name in (left, right)},
+            categories=categories,
         )
     now = datetime.now(UTC) + timedelta(days=1)
     for name in sorted(ledger_systems):
@@ -407,6 +430,18 @@ def load_snapshot(
     return snapshot
 
 
+def _streamed(config: ConnectorConfig) -> list[tuple[str, str]]:
+    """The ``{left, right}`` comparisons, read from the journal a store-day at a time."""
+    return list(
+        dict.fromkeys((spec.left, spec.right) for spec in config.reconcile if spec.left and spec.right)
+    )
+
+
+def _ledger_documents(config: ConnectorConfig) -> set[str]:
+    """Systems whose canonical documents feed a ledger reconciliation (the rules run over them)."""
+    return {spec.documents for spec in config.reconcile if spec.documents and spec.ledger}
+
+
 def _read_documents(
     source: SnapshotSource,
     snapshot: Snapshot,
@@ -415,11 +450,15 @@ def _read_documents(
     since: datetime,
     until: datetime,
     categories: dict[str, str],
+    *,
+    records: bool = True,
 ) -> None:
-    """One documents system into the snapshot: records always; canonical documents and spend when ``keep``."""
+    """One documents system into the snapshot: records when ``records`` (not when its comparison streams
+    them from the journal); canonical documents and spend when ``keep``."""
     documents = source.documents(name, snapshot.stores, since, until, categories)
-    shared = SharedValues()
-    snapshot.documents[name] = [document_record(document, key, shared) for document, key in documents]
+    if records:
+        shared = SharedValues()
+        snapshot.documents[name] = [document_record(document, key, shared) for document, key in documents]
     if keep:
         snapshot.canonical[name] = [document for document, _ in documents]
         if source.store is not None:
