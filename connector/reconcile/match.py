@@ -228,12 +228,14 @@ def match_grouped(
 
     Each group (the left and right documents of one store and business date) is paired by cross-reference
     and by external id — exact identities — and its pairs compared at once; only what is left unpaired is
-    carried to a final pass that runs every pass of :func:`match_documents` over the rest of the window
-    (a 1C document dated a day off its receipt, a document without a key, one whose till receipt is gone).
-    So memory holds a store-day and the unpaired, not the window, and the outcome is the one-pass outcome:
-    the identity passes do not depend on which other documents are open, except that two right documents
-    naming the same left one on different store-days pair in the order of their store-days rather than of
-    their instants.
+    carried on: a right document whose key names a left one of another store-day waits for that store-day
+    (a 1C document dated a day before its receipt by the infobase's clock) and competes there by instant with
+    that store-day's own; everything else unpaired goes to a final pass that runs every pass of
+    :func:`match_documents` over the rest of the window (a document without a key, one whose till receipt is
+    gone). So memory holds a store-day and the unpaired, not the window, and the outcome is the one-pass
+    outcome — with one exception: a right document dated after its receipt's store-day, competing with another
+    one that names the same receipt, loses to it even if its instant is earlier (two 1C documents for one
+    receipt, the later-dated one created first).
 
     Args:
         groups: (left, right) documents per store-day, each side sorted by instant then id.
@@ -255,8 +257,12 @@ def match_grouped(
     rest_left: list[DocRecord] = []
     rest_right: list[DocRecord] = []
     paired = {"cross_ref": 0, "external_id": 0}
+    waiting: dict[str, list[DocRecord]] = {}  # left id → right documents naming it from earlier store-days
     for left, right in groups:
         offsets.add(left)
+        early = [doc for one in left if one.id in waiting for doc in waiting.pop(one.id)]
+        if early:  # they compete with this store-day's own by instant, as in one pass
+            right = sorted([*early, *right], key=_instant)
         matcher = _Matcher(left, right)
         if cross:
             matcher.by_cross_refs(cross)
@@ -267,7 +273,13 @@ def match_grouped(
         if keep_pairs:
             out.pairs.update(matcher.result.pairs)
         rest_left += matcher.open_left.values()
-        rest_right += matcher.open_right.values()
+        for doc in matcher.open_right.values():
+            source = external_source_id(doc.external_key, systems[0])
+            if source is not None and source not in matcher.left and doc.id not in held:
+                waiting.setdefault(source, []).append(doc)
+            else:
+                rest_right.append(doc)
+    rest_right += (doc for docs in waiting.values() for doc in docs)
     rest_left.sort(key=_instant)
     rest_right.sort(key=_instant)
     final = _Matcher(rest_left, rest_right)
