@@ -328,6 +328,8 @@ class Mapping:
         self.name = name
         self.files = tuple(files)
         self._params = params
+        # Per file, once: every document needs its file's parameters (selection, scope).
+        self._effective = {path: self._merge(spec) for path, spec in self.files}
 
     def __repr__(self) -> str:
         return f"Mapping({self.name!r}, files={[path.name for path, _ in self.files]})"
@@ -339,7 +341,9 @@ class Mapping:
 
     def params(self, path: Path) -> dict[str, Any]:
         """The effective parameters of one file: its ``params:`` with the overrides given when loading."""
-        spec = dict(self.files)[path]
+        return dict(self._effective[path])
+
+    def _merge(self, spec: ReceiptSpec | PostingSpec) -> dict[str, Any]:
         return {**spec.params, **{k: v for k, v in self._params.items() if k in spec.params}}
 
     def map(
@@ -364,7 +368,7 @@ class Mapping:
         path, spec = self._select(raw, entity, system)
         scope = Scope(
             root=raw,
-            params=self.params(path),
+            params=self._effective[path],
             catalogs=catalogs or {},
             system=system or spec.system,
             entity=entity,
@@ -440,7 +444,7 @@ class Mapping:
         if spec.select.when is None:
             return True
         try:
-            return _truthy(evaluate(spec.select.when, raw, Scope(root=raw, params=self.params(path))))
+            return _truthy(evaluate(spec.select.when, raw, Scope(root=raw, params=self._effective[path])))
         except ValueError:
             return False
 
