@@ -30,7 +30,7 @@ from connector.store.journal import JournalEntry
 from connector.store.tables import utc_now
 from connector.sync.context import SyncContext, failure_for, route_name
 from connector.sync.locks import partition_lock, process_lock
-from connector.sync.plan import History, PlannedWrite, known_writes, plan_document
+from connector.sync.plan import History, JournaledReturns, PlannedWrite, known_writes, plan_document
 from connector.sync.pull import (
     PullReport,
     Window,
@@ -222,15 +222,17 @@ def _routes(ctx: SyncContext, scope: SyncScope, workers: int) -> int:
         pulled[route.from_].add(remapped.pop(route.from_, PullReport()))
         partitions = _partitions(route, pulled[route.from_], due, scope)
         held = ctx.failures.held(route_name(route), ctx.now, parked=scope.kind == "incremental")
+        returns = JournaledReturns(ctx, route.from_)  # read once for the route, if a partition needs it
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
             ordered = sorted(partitions, key=_order)
+            count = len(ordered)
             done = list(
                 pool.map(
-                    _partition, [ctx] * len(ordered), ordered, [held] * len(ordered), [only] * len(ordered)
+                    _partition, [ctx] * count, ordered, [held] * count, [only] * count, [returns] * count
                 )
             )
         processed += sum(done)
-        _second_pass(ctx, route, ordered, held, only)
+        _second_pass(ctx, route, ordered, held, only, returns)
     if scope.kind == "incremental":
         _advance(ctx, pulled.values())
     return processed
@@ -250,8 +252,9 @@ def _advance(ctx: SyncContext, reports: Iterable[PullReport]) -> None:
 
 
 def _second_pass(
-    ctx: SyncContext, route: Route, partitions: list[Partition], held: set[str], only: set[str] | None
-) -> None:
+    ctx: SyncContext, route: Route, partitions: list[Partition], held: set[str], only: set[str] | None,
+    returns: JournaledReturns | None = None,
+) -> None:  # fmt: skip
     """Once more for documents that waited on another document of this run (a return on its sale's partition)."""
     waited = ctx.take_waiting(route_name(route))
     if not waited:
@@ -259,7 +262,7 @@ def _second_pass(
     stores = {store for store, _ in waited}
     for partition in partitions:
         if partition.store in stores:
-            _partition(ctx, partition, held - {doc for _, doc in waited}, {doc for _, doc in waited})
+            _partition(ctx, partition, held - {doc for _, doc in waited}, {doc for _, doc in waited}, returns)
 
 
 def _order(partition: Partition) -> tuple[date, str]:
@@ -367,7 +370,10 @@ def _wanted(route: Route, entry: JournalEntry) -> bool:
     return kind in route.documents
 
 
-def _partition(ctx: SyncContext, partition: Partition, held: set[str], only: set[str] | None) -> int:
+def _partition(
+    ctx: SyncContext, partition: Partition, held: set[str], only: set[str] | None,
+    returns: JournaledReturns | None = None,
+) -> int:  # fmt: skip
     """Plan, record and push one partition; returns 1, or 0 when another process holds it."""
     route = partition.route
     with partition_lock(ctx.store, partition.name) as mine:
@@ -381,7 +387,7 @@ def _partition(ctx: SyncContext, partition: Partition, held: set[str], only: set
             )
             if entry.ref.id not in held and (only is None or entry.ref.id in only) and _wanted(route, entry)
         ]
-        history = History.load(ctx, route, entries)
+        history = History.load(ctx, route, entries, returns)
         known = known_writes(ctx, route, entries, history)
         ordered: list[PlannedWrite] = []  # in the journal's time order: a sale before its returns
         fresh: list[PlannedWrite] = []

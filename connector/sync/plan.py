@@ -24,7 +24,8 @@ included, once per sale). The answers are those of the per-document reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -43,7 +44,15 @@ from connector.sync.batch import outbox_rows
 from connector.sync.context import SyncContext
 from connector.sync.failures import WaitingError
 
-__all__ = ["History", "PlannedWrite", "known_writes", "plan_document", "posting_payload", "receipt_key"]
+__all__ = [
+    "History",
+    "JournaledReturns",
+    "PlannedWrite",
+    "known_writes",
+    "plan_document",
+    "posting_payload",
+    "receipt_key",
+]
 
 _OPERATIONS = {"postings": "posting", "documents": "receipt", "bonus_documents": "bonus_document"}
 _IN_CHUNK = 500
@@ -210,8 +219,19 @@ class History:
     _returns: dict[DocRef, list[Return]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, ctx: SyncContext, route: Route, entries: Sequence[JournalEntry]) -> History:
-        """The history a partition of ``route`` needs (a ``postings`` route; the others need none)."""
+    def load(
+        cls,
+        ctx: SyncContext,
+        route: Route,
+        entries: Sequence[JournalEntry],
+        returns: JournaledReturns | None = None,
+    ) -> History:
+        """The history a partition of ``route`` needs (a ``postings`` route; the others need none).
+
+        Args:
+            returns: the route's returns read once for all its partitions; None reads those of the partition's
+                sales.
+        """
         history = cls(ctx, route.from_)
         if route.write != "postings":
             return history
@@ -233,7 +253,7 @@ class History:
         ]
         history._load_originals([ref for ref in originals if ref.system == route.from_])
         sales = [sale for sale in history._originals.values() if isinstance(sale, Sale) and sale.account]
-        history._load_returns(sales)
+        history._load_returns(sales, returns)
         history._load_spend(accounts | {sale.account for sale in sales if sale.account})
         return history
 
@@ -283,32 +303,21 @@ class History:
         for ref in refs:
             self._originals.setdefault(ref, None)
 
-    def _load_returns(self, sales: Sequence[Sale]) -> None:
+    def _load_returns(self, sales: Sequence[Sale], journaled: JournaledReturns | None) -> None:
         """The returns of these sales: of the sale's customer or anonymous, not before the sale, any status."""
-        if not sales:
-            return
-        row = JournalDocument
         by_id: dict[str, list[Sale]] = {}
         for sale in sales:
             self._returns[sale.ref] = []
             by_id.setdefault(sale.ref.id, []).append(sale)
-        for chunk in _chunks(list(by_id)):
-            query = select(row.account, row.occurred_at, row.canonical).where(
-                row.system == self.system,
-                row.occurred_at >= min(sale.occurred_at for sale in sales),
-                row.canonical["type"].as_string() == "return",
-                row.canonical[("original", "id")].as_string().in_(chunk),
-            )
-            for account, occurred_at, canonical in self._rows(query):
-                original = canonical.get("original") or {}
-                for sale in by_id.get(str(original.get("id")), []):
-                    ref = {"system": sale.ref.system, "kind": sale.ref.kind, "id": sale.ref.id}
-                    if (
-                        original == ref
-                        and occurred_at >= sale.occurred_at
-                        and account in (None, sale.account)
-                    ):
-                        self._returns[sale.ref].append(Return.model_validate(canonical))
+        if not by_id:
+            return
+        found = journaled.of(by_id) if journaled is not None else _returns_of(self.ctx, self.system, sales)
+        for account, occurred_at, canonical in found:
+            original = canonical.get("original") or {}
+            for sale in by_id.get(str(original.get("id")), []):
+                ref = {"system": sale.ref.system, "kind": sale.ref.kind, "id": sale.ref.id}
+                if original == ref and occurred_at >= sale.occurred_at and account in (None, sale.account):
+                    self._returns[sale.ref].append(Return.model_validate(canonical))
         for returns in self._returns.values():
             returns.sort(key=lambda ret: (ret.occurred_at, ret.ref.id))
 
@@ -326,6 +335,62 @@ class History:
     def _rows(self, query: Any) -> list[Any]:
         with self.ctx.store.session() as session:
             return list(session.execute(query))
+
+
+_Journaled = tuple[str | None, datetime, dict[str, Any]]
+"""A journaled return as :class:`History` reads it: account, time, canonical JSON."""
+
+
+def _returns_query(system: str) -> Any:
+    row = JournalDocument
+    return select(row.account, row.occurred_at, row.canonical).where(
+        row.system == system, row.occurred_at.is_not(None), row.canonical["type"].as_string() == "return"
+    )
+
+
+def _returns_of(ctx: SyncContext, system: str, sales: Sequence[Sale]) -> list[_Journaled]:
+    """The journaled returns naming any of ``sales`` as their original, not before the earliest of them."""
+    found: list[_Journaled] = []
+    earliest = min(sale.occurred_at for sale in sales)
+    original_id = JournalDocument.canonical[("original", "id")].as_string()
+    with ctx.store.session() as session:
+        for chunk in _chunks(list(dict.fromkeys(sale.ref.id for sale in sales))):
+            query = _returns_query(system).where(
+                JournalDocument.occurred_at >= earliest, original_id.in_(chunk)
+            )
+            found += [(account, at, canonical) for account, at, canonical in session.execute(query)]
+    return found
+
+
+class JournaledReturns:
+    """The journaled returns of one system by their original sale's id, read once, when first needed.
+
+    A return names its sale only inside its canonical JSON, and one made without the customer's card has no
+    account to find it by, so finding a sale's returns reads every document of the system. The partitions of a
+    route share one such read (made by the first that needs it, after the route's source was pulled); the
+    returns journaled after it are those a later pull brings, which a later run sees.
+
+    Args:
+        ctx: the run.
+        system: the route's source system.
+    """
+
+    def __init__(self, ctx: SyncContext, system: str) -> None:
+        self.ctx, self.system = ctx, system
+        self._by_original: dict[str, list[_Journaled]] | None = None
+        self._lock = threading.Lock()
+
+    def of(self, original_ids: Iterable[str]) -> list[_Journaled]:
+        """The returns naming any of these source ids as their original (unfiltered otherwise)."""
+        with self._lock:
+            if self._by_original is None:
+                self._by_original = {}
+                with self.ctx.store.session() as session:
+                    for account, at, canonical in session.execute(_returns_query(self.system)):
+                        original = str((canonical.get("original") or {}).get("id"))
+                        self._by_original.setdefault(original, []).append((account, at, canonical))
+            by_original = self._by_original
+        return [item for original in original_ids for item in by_original.get(original, [])]
 
 
 def _document(canonical: Any) -> Sale | Return | None:

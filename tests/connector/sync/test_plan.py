@@ -19,7 +19,7 @@ from connector.store.journal import raw_version
 from connector.store.tables import utc_now
 from connector.sync.context import SyncContext
 from connector.sync.failures import WaitingError
-from connector.sync.plan import History, plan_document
+from connector.sync.plan import History, JournaledReturns, plan_document
 from tests.pg import isolated_schema_url, require_postgres
 
 PHONE = "+79161234567"
@@ -152,6 +152,9 @@ def test_a_partition_planned_from_its_history_gets_the_writes_planned_one_by_one
         _journal(ctx, document)
     entries = [_entry(ctx, document.ref.id) for document in documents]
     history = History.load(ctx, TO_CRM, entries)
+    shared = History.load(
+        ctx, TO_CRM, entries, JournaledReturns(ctx, "evotor")
+    )  # the route's returns read once
 
     def planned(entry: Any, given: History | None) -> Any:
         try:
@@ -161,6 +164,7 @@ def test_a_partition_planned_from_its_history_gets_the_writes_planned_one_by_one
 
     one_by_one = {entry.ref.id: planned(entry, None) for entry in entries}
     assert {entry.ref.id: planned(entry, history) for entry in entries} == one_by_one
+    assert {entry.ref.id: planned(entry, shared) for entry in entries} == one_by_one
     assert "not in the journal yet" in one_by_one["r-4"]
     # the rest of s-2's accrual (203 - 67), only when r-1 (without the card) is counted as returned before
     reversal = one_by_one["r-2"][0]
