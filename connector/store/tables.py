@@ -103,6 +103,7 @@ class JournalDocument(Base):
     __tablename__ = "documents"
     __table_args__ = (
         UniqueConstraint("system", "kind", "source_id"),
+        Index(None, "system", "source_id"),  # lookups without the kind (migration 0002)
         Index(None, "store", "business_date"),
         Index(None, "account"),
         CheckConstraint(_one_of("status", DOCUMENT_STATUSES), name="status"),

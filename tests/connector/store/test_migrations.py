@@ -51,6 +51,7 @@ def test_the_indexes_the_queries_need_exist(store: Store) -> None:
         for index in inspector.get_indexes(table)
     }
     assert ("documents", ("store", "business_date")) in indexed
+    assert ("documents", ("system", "source_id")) in indexed
     assert ("postings", ("account", "occurred_at")) in indexed
     assert ("failed_items", ("state", "system")) in indexed
 
@@ -62,8 +63,31 @@ def test_downgrade_to_nothing_and_back(state_url: str) -> None:
             connection.commit()
         assert set(inspect(store.engine).get_table_names()) == {"alembic_version"}
         assert current_revision(store.engine) is None
-        assert upgrade(store.engine) == "0001"
+        assert upgrade(store.engine) == "0002"
         assert "postings" in inspect(store.engine).get_table_names()
+
+
+def test_a_0001_database_upgrades_with_its_journal_and_gains_the_source_id_index(state_url: str) -> None:
+    engine = make_engine(state_url)
+    try:
+        with engine.connect() as connection:
+            command.upgrade(alembic_config(connection), "0001")
+            connection.execute(
+                text(
+                    "INSERT INTO documents (system, kind, source_id, status, version, raw, first_seen_at,"
+                    " last_seen_at) VALUES ('evotor', 'receipt', 'r-1', 'posted', 'v1', '{}',"
+                    " '2026-11-01 10:00:00', '2026-11-01 10:00:00')"
+                )
+            )
+            connection.commit()
+        assert current_revision(engine) == "0001"
+        assert upgrade(engine) == "0002"
+        indexes = {tuple(index["column_names"]) for index in inspect(engine).get_indexes("documents")}
+        assert ("system", "source_id") in indexes
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT source_id FROM documents")).scalars().all() == ["r-1"]
+    finally:
+        engine.dispose()
 
 
 def test_the_revision_the_code_expects_is_the_migrations_head() -> None:
@@ -74,7 +98,7 @@ def test_migrations_run_from_any_directory(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     engine = make_engine(f"sqlite:///{tmp_path / 'elsewhere.db'}")
     try:
-        assert upgrade(engine) == "0001"
+        assert upgrade(engine) == "0002"
     finally:
         engine.dispose()
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
