@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
+from functools import partial
 
 from connector.config import ReconcileSpec
 from connector.discrepancies import DISCREPANCY_KINDS, Discrepancy
@@ -17,7 +18,7 @@ from connector.errors import ConfigError
 from connector.model import dump_document
 from connector.program import Program
 from connector.reconcile.ledger import compare_balances, compare_postings, compare_system_balances
-from connector.reconcile.match import match_documents, match_grouped
+from connector.reconcile.match import final_pass, match_documents, store_day_pass
 from connector.reconcile.model import Snapshot
 
 __all__ = ["compare_snapshot", "sort_key"]
@@ -63,16 +64,10 @@ def compare_snapshot(
         known = (cross_refs or {}).get(systems)
         source = snapshot.pairs.get(systems)
         if source is not None:
-            result = match_grouped(
-                source.groups(),
-                systems=systems,
-                window=window,
-                tolerance=spec.tolerance,
-                known_left=source.left_ids,
-                cross_refs=known,
-                payloads=source.payloads,
-                keep_pairs=spec.left in ledger_documents,
-            )
+            run = partial(store_day_pass, systems=systems, window=window, tolerance=spec.tolerance,
+                          cross_refs=known, keep_pairs=spec.left in ledger_documents)  # fmt: skip
+            result = final_pass(source.passes(run), systems=systems, window=window, tolerance=spec.tolerance,
+                                known_left=source.left_ids, cross_refs=known, payloads=source.payloads)  # fmt: skip
         else:
             originals = {d.ref.id: d for d in snapshot.canonical.get(spec.left, [])}
             result = match_documents(

@@ -20,7 +20,7 @@ store, since 1C dates carry the infobase's clock rather than the store's).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -30,7 +30,15 @@ from connector.discrepancies import Discrepancy, FixAction
 from connector.logs import mask_phone
 from connector.reconcile.model import DocRecord
 
-__all__ = ["DocumentMatch", "external_source_id", "match_documents", "match_grouped"]
+__all__ = [
+    "DocumentMatch",
+    "StoreDayPass",
+    "external_source_id",
+    "final_pass",
+    "match_documents",
+    "match_grouped",
+    "store_day_pass",
+]
 
 PayloadOf = Callable[[str], dict[str, Any] | None]
 Payloads = Callable[[list[str]], Mapping[str, dict[str, Any]]]
@@ -250,16 +258,51 @@ def match_grouped(
         keep_pairs: whether :attr:`DocumentMatch.pairs` keeps every pair (a ledger reconciliation needs them);
             False keeps only the final pass's, so memory stays bounded.
     """
+    part = store_day_pass(groups, systems=systems, window=window, tolerance=tolerance, cross_refs=cross_refs,
+                          keep_pairs=keep_pairs)  # fmt: skip
+    return final_pass([part], systems=systems, window=window, tolerance=tolerance, known_left=known_left,
+                      cross_refs=cross_refs, payloads=payloads)  # fmt: skip
+
+
+@dataclass
+class StoreDayPass:
+    """What the store-day pass of :func:`match_grouped` leaves for the final pass (picklable: a process can
+    run the pass over some of the stores).
+
+    Attributes:
+        found: the discrepancies of the pairs found.
+        pairs: the pairs found (when kept).
+        paired: pairs found per method.
+        rest_left: left documents left unpaired.
+        rest_right: right documents left unpaired (with those waiting for a store-day that never came).
+        offsets: each store's latest left instant (its UTC offset).
+    """
+
+    found: list[Discrepancy] = field(default_factory=list)
+    pairs: dict[str, str] = field(default_factory=dict)
+    paired: dict[str, int] = field(default_factory=dict)
+    rest_left: list[DocRecord] = field(default_factory=list)
+    rest_right: list[DocRecord] = field(default_factory=list)
+    offsets: _Offsets = field(default_factory=lambda: _Offsets(()))
+
+
+def store_day_pass(
+    groups: Iterable[tuple[list[DocRecord], list[DocRecord]]],
+    *,
+    systems: tuple[str, str],
+    window: tuple[date, date],
+    tolerance: Decimal,
+    cross_refs: Mapping[str, str] | None = None,
+    keep_pairs: bool = True,
+) -> StoreDayPass:
+    """The first half of :func:`match_grouped`: each store-day paired by identity and compared, then dropped."""
     cross = cross_refs or {}
     held = {*cross, *cross.values()}
     compare = _Comparer(window, tolerance, lambda _id: None)
-    out, offsets = DocumentMatch(), _Offsets(())
-    rest_left: list[DocRecord] = []
-    rest_right: list[DocRecord] = []
-    paired = {"cross_ref": 0, "external_id": 0}
+    out = StoreDayPass(paired={"cross_ref": 0, "external_id": 0})
     waiting: dict[str, list[DocRecord]] = {}  # left id → right documents naming it from earlier store-days
     for left, right in groups:
-        offsets.add(left)
+        out.offsets.add(left)
         early = [doc for one in left if one.id in waiting for doc in waiting.pop(one.id)]
         if early:  # they compete with this store-day's own by instant, as in one pass
             right = sorted([*early, *right], key=_instant)
@@ -267,23 +310,50 @@ def match_grouped(
         if cross:
             matcher.by_cross_refs(cross)
         matcher.by_external_id(systems[0], held=held)
-        out.discrepancies += _compare_pairs(matcher, compare)
-        for method in paired:
-            paired[method] += matcher.result.methods.get(method, 0)
+        out.found += _compare_pairs(matcher, compare)
+        for method in out.paired:
+            out.paired[method] += matcher.result.methods.get(method, 0)
         if keep_pairs:
             out.pairs.update(matcher.result.pairs)
-        rest_left += matcher.open_left.values()
+        out.rest_left += matcher.open_left.values()
         for doc in matcher.open_right.values():
             source = external_source_id(doc.external_key, systems[0])
             if source is not None and source not in matcher.left and doc.id not in held:
                 waiting.setdefault(source, []).append(doc)
             else:
-                rest_right.append(doc)
-    rest_right += (doc for docs in waiting.values() for doc in docs)
+                out.rest_right.append(doc)
+    out.rest_right += (doc for docs in waiting.values() for doc in docs)
+    return out
+
+
+def final_pass(
+    parts: Sequence[StoreDayPass],
+    *,
+    systems: tuple[str, str],
+    window: tuple[date, date],
+    tolerance: Decimal,
+    known_left: Callable[[set[str]], set[str]],
+    cross_refs: Mapping[str, str] | None = None,
+    payloads: Payloads | None = None,
+) -> DocumentMatch:
+    """The second half of :func:`match_grouped`: every pass over what the store-day passes left unpaired."""
+    out, offsets = DocumentMatch(), _Offsets(())
+    rest_left: list[DocRecord] = []
+    rest_right: list[DocRecord] = []
+    paired: dict[str, int] = {}
+    for part in parts:
+        out.discrepancies += part.found
+        out.pairs.update(part.pairs)
+        for method, count in part.paired.items():
+            paired[method] = paired.get(method, 0) + count
+        rest_left += part.rest_left
+        rest_right += part.rest_right
+        offsets.merge(part.offsets)
     rest_left.sort(key=_instant)
     rest_right.sort(key=_instant)
     final = _Matcher(rest_left, rest_right)
-    _finish(final, compare, systems, cross, known_left, offsets, payloads)
+    compare = _Comparer(window, tolerance, lambda _id: None)
+    _finish(final, compare, systems, cross_refs or {}, known_left, offsets, payloads)
     out.pairs.update(final.result.pairs)
     out.methods = {method: paired.get(method, 0) + count for method, count in final.result.methods.items()}
     out.discrepancies += final.result.discrepancies
@@ -323,6 +393,13 @@ class _Offsets:
                 offset = doc.occurred_at.utcoffset()
                 if offset is not None:
                     latest[doc.store] = (doc.occurred_at, offset)
+
+    def merge(self, other: _Offsets) -> None:
+        """Learn what another pass learnt (over other stores, or the same ones)."""
+        for store, (instant, offset) in other._latest.items():
+            known = self._latest.get(store)
+            if known is None or instant > known[0]:
+                self._latest[store] = (instant, offset)
 
     def get(self, store: str) -> timedelta | None:
         known = self._latest.get(store)

@@ -8,17 +8,18 @@ full canonical documents are kept only for the system whose documents feed the l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from connector.model import Return, Sale
 
 __all__ = ["DocRecord", "LedgerEntry", "LedgerSide", "PairSource", "Snapshot", "line_signature"]
 
 LineSig = tuple[tuple[str, Decimal, Decimal], ...]
+T = TypeVar("T")
 
 
 def line_signature(document: Sale | Return) -> LineSig:
@@ -131,6 +132,11 @@ class PairSource(Protocol):
 
     def groups(self) -> Iterator[tuple[list[DocRecord], list[DocRecord]]]:
         """(left, right) documents of each store-day, each side sorted by instant then id."""
+        ...
+
+    def passes(self, run: Callable[[Iterator[tuple[list[DocRecord], list[DocRecord]]]], T]) -> list[T]:
+        """``run`` over the store-days: once over :meth:`groups`, or once per share of them when the source
+        shares them between processes (``run`` must then be picklable)."""
         ...
 
     def left_ids(self, ids: set[str]) -> set[str]:

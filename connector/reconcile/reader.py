@@ -23,43 +23,69 @@ Example:
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Text, and_, case, cast, func, null, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Text, and_, case, cast, func, null, or_, select, type_coerce
 from sqlalchemy.sql import Select
+from sqlalchemy.types import NullType
 
 from connector.categories import with_categories
 from connector.model import dump_document, parse_document
 from connector.reconcile.model import DocRecord, LineSig
-from connector.store import Store
+from connector.store import Store, open_store
 from connector.store.tables import JournalDocument
 
-__all__ = ["JournalPairs", "record_query", "row_record", "window_pairs"]
+__all__ = ["JournalPairs", "own_peak_rss_mb", "record_query", "row_record", "window_pairs"]
 
 _BATCH = 5_000
+_PARALLEL_ROWS = 100_000
+"""From this many documents in the window the store-days are shared between processes (one per core, two at most)."""
 _IN_CHUNK = 500
 _CACHE_LIMIT = 200_000
+
+T = TypeVar("T")
+Groups = tuple[list[DocRecord], list[DocRecord]]
 
 _DOC = JournalDocument
 _CANONICAL = _DOC.canonical
 
 
-_MEMBERS = (("ref", "system"), ("ref", "id"), ("type",), ("occurred_at",), ("lines",), ("fiscal",))
-"""What a record needs of the canonical JSON, extracted by the database as one JSON array (one parse a row)."""
+_LINES = 8
+"""Lines extracted member by member; a receipt with more is read with its whole ``lines`` array."""
+_MEMBERS: tuple[tuple[str | int, ...], ...] = (
+    ("ref", "system"), ("ref", "id"), ("type",), ("occurred_at",), ("fiscal", "fn"), ("fiscal", "fd"),
+    *(("lines", n, name) for n in range(_LINES) for name in ("sku", "line_no", "quantity", "amount")),
+)  # fmt: skip
+"""What a record needs of the canonical JSON, extracted by the database as one flat JSON array (one parse a row,
+and only these values to decode in Python: a line object holds twice as many)."""
+_SCALARS = 6
 _RECEIPTS = ("sale", "return")
+_RAW = NullType()
+
+
+def _sqlite_path(path: tuple[str | int, ...]) -> str:
+    return "$" + "".join(f"[{part}]" if isinstance(part, int) else f'."{part}"' for part in path)
 
 
 def _members(dialect: str) -> ColumnElement[Any]:
     """:data:`_MEMBERS` of ``canonical`` as the text of a JSON array."""
     if dialect == "postgresql":
         return cast(func.jsonb_build_array(*(_CANONICAL[path] for path in _MEMBERS)), Text)
-    paths = ("$." + ".".join(f'"{name}"' for name in path) for path in _MEMBERS)
-    return func.json_extract(_CANONICAL, *paths)
+    return func.json_extract(_CANONICAL, *map(_sqlite_path, _MEMBERS))
+
+
+def _more_lines() -> ColumnElement[Any]:
+    """The whole ``lines`` array of a receipt with more than :data:`_LINES` lines, else NULL."""
+    return case((_CANONICAL[("lines", _LINES)].as_string().is_not(None), _CANONICAL["lines"].as_string()))
 
 
 def record_query(dialect: str, key_fields: Mapping[str, str | None]) -> Select[Any]:
@@ -71,8 +97,20 @@ def record_query(dialect: str, key_fields: Mapping[str, str | None]) -> Select[A
     """
     keyed = {system: _DOC.raw[name].as_string() for system, name in key_fields.items() if name}
     key = case(*((_DOC.system == system, value) for system, value in keyed.items())) if keyed else null()
-    columns = (_DOC.system, _DOC.store, _DOC.business_date, _DOC.number, _DOC.total, _DOC.account, _DOC.status,
-               _members(dialect), key)  # fmt: skip
+    # Dates and money as stored (ISO text / a date, minor units): converted once per distinct value, not per row.
+    day, total = type_coerce(_DOC.business_date, _RAW), type_coerce(_DOC.total, BigInteger)
+    columns = (
+        _DOC.system,
+        _DOC.store,
+        day,
+        _DOC.number,
+        total,
+        _DOC.account,
+        _DOC.status,
+        _members(dialect),
+        _more_lines(),
+        key,
+    )
     return select(*columns).where(_CANONICAL.is_not(None))
 
 
@@ -83,6 +121,7 @@ class _Values:
     def __init__(self) -> None:
         self.seen: dict[Any, Any] = {}
         self.decimals: dict[str, Decimal] = {}
+        self.money_of: dict[int, Decimal] = {}
 
     def trim(self) -> None:
         """Forget what was seen once there is much of it (a store-day's worth is plenty)."""
@@ -91,6 +130,22 @@ class _Values:
         if len(self.decimals) > _CACHE_LIMIT:
             self.decimals.clear()
 
+    def day(self, value: Any) -> date:
+        """A business date as the database hands it (SQLite: ISO text; PostgreSQL: a date)."""
+        found = self.seen.get(value)
+        if found is None:
+            found = self.seen[value] = date.fromisoformat(value) if isinstance(value, str) else value
+        return found
+
+    def money(self, minor: int) -> Decimal:
+        """An :class:`~connector.store.types.Amount` from its stored minor units (a mapped receipt has a total)."""
+        found = self.money_of.get(minor)
+        if found is None:
+            found = Decimal(int(minor)).scaleb(-2)
+            if len(self.money_of) < _CACHE_LIMIT:
+                self.money_of[minor] = found
+        return found
+
     def decimal(self, value: Any) -> Decimal:
         text = value if isinstance(value, str) else str(value)
         found = self.decimals.get(text)
@@ -98,19 +153,33 @@ class _Values:
             found = self.decimals[text] = Decimal(text)
         return found
 
-    def lines(self, lines: list[dict[str, Any]] | None) -> LineSig:
-        if not lines:
-            return ()
-        share, known, decimal = self.seen.setdefault, self.decimals.get, self.decimal
-        signature = []
-        for line in lines:
-            sku, quantity, amount = line.get("sku") or f"#{line['line_no']}", line["quantity"], line["amount"]
-            signature.append(
-                (share(sku, sku), known(quantity) or decimal(quantity), known(amount) or decimal(amount))
-            )
+    def lines(self, members: list[Any], more: str | None) -> LineSig:
+        """The line signature from the flat members (``sku, line_no, quantity, amount`` a line), or from the
+        whole array ``more`` of a long receipt."""
+        if more is not None:
+            whole = _DECODER.decode(more)
+            members = [value for line in whole for value in
+                       (line.get("sku"), line["line_no"], line["quantity"], line["amount"])]  # fmt: skip
+        else:
+            members = members[_SCALARS:]
+        seen, signature = self.seen, []
+        for at in range(0, len(members), 4):
+            fields = tuple(members[at : at + 4])
+            entry = seen.get(fields)
+            if entry is None:
+                if fields[1] is None:  # no line_no: past the last line
+                    break
+                entry = seen[fields] = self._line(*fields)
+            signature.append(entry)
         if len(signature) > 1:
             signature.sort()
-        return tuple(share(entry, entry) for entry in signature)
+        return tuple(signature)
+
+    def _line(self, sku: Any, line_no: Any, quantity: Any, amount: Any) -> tuple[str, Decimal, Decimal]:
+        """One line's (sku, quantity, amount), shared by every line with the same values."""
+        sku = sku or f"#{line_no}"
+        entry = (self.seen.setdefault(sku, sku), self.decimal(quantity), self.decimal(amount))
+        return self.seen.setdefault(entry, entry)  # type: ignore[no-any-return]
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal)
@@ -120,26 +189,27 @@ def row_record(row: Sequence[Any], values: _Values | None = None) -> DocRecord |
     """A row of :func:`record_query` as the compare stage's record; None when it is not a sale or a return."""
     values = values or _Values()
     share = values.seen.setdefault
-    _, store, day, number, total, account, status, members, key = row
-    system, doc_id, kind, occurred, lines, fiscal = _DECODER.decode(members)
+    _, store, day, number, total, account, status, flat, more, key = row
+    members = _DECODER.decode(flat)
+    system, doc_id, kind, occurred, fn, fd = members[:_SCALARS]
     if kind not in _RECEIPTS:
         return None
     instant = datetime.fromisoformat(occurred)
     zone = instant.tzinfo
     return DocRecord(
-        system=share(system, system),
-        id=doc_id,
-        kind=share(kind, kind),
-        store=share(store, store),
-        business_date=share(day, day),
-        occurred_at=instant.replace(tzinfo=share(zone, zone)),
-        number=number,
-        total=total,
-        account=account,
-        lines=values.lines(lines),
-        fiscal=(fiscal["fn"], fiscal["fd"]) if fiscal else None,
-        external_key=str(key) if key else None,
-        status=share(status, status),
+        share(system, system),
+        doc_id,
+        share(kind, kind),
+        share(store, store),
+        values.day(day),
+        instant.replace(tzinfo=share(zone, zone)),
+        number,
+        values.money(total),
+        account,
+        values.lines(members, more),
+        (fn, fd) if fn is not None and fd is not None else None,
+        str(key) if key else None,
+        share(status, status),
     )
 
 
@@ -162,10 +232,14 @@ class JournalPairs:
         key_fields: system → where it keeps the connector's key in its raw payload (1C ``Комментарий``).
         window: the reconciliation's window; :attr:`counts` counts each system's records dated in it.
         categories: sku → category, for the lines of a payload that have none (:meth:`payloads`).
+        workers: processes that share the store-days (:meth:`passes`); None: one per core (two at most) from
+            :data:`_PARALLEL_ROWS` documents in the window, else one.
 
     Attributes:
         counts: system → records read with a business date in ``window`` (after :meth:`groups` has run).
-        read_s: seconds spent reading and building records (the rest of a streamed compare is the compare).
+        read_s: seconds spent reading and building records (the rest of a streamed compare is the compare);
+            with several processes, the longest process's.
+        worker_peak_rss_mb: each other process's own peak RSS (:meth:`passes`).
     """
 
     store: Store
@@ -178,8 +252,10 @@ class JournalPairs:
     key_fields: Mapping[str, str | None] = field(default_factory=dict)
     window: tuple[date, date] | None = None
     categories: dict[str, str] = field(default_factory=dict)
+    workers: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
     read_s: float = 0.0
+    worker_peak_rss_mb: list[float] = field(default_factory=list)
 
     def _where(self, query: Select[Any], *, ordered: bool = False) -> Select[Any]:
         """The reader's documents; ``ordered`` steers SQLite to walk the ``(store, business_date)`` index in
@@ -211,20 +287,25 @@ class JournalPairs:
         right: list[DocRecord] = []
         current: tuple[Any, Any] | None = None
         started = time.perf_counter()
+        left_system = self.left
+        for row in self._rows(query):
+            group = (row[1], row[2])
+            if group != current:
+                if left or right:
+                    yield from self._hand_out(left, right, first, last, started)
+                    left, right, started = [], [], time.perf_counter()
+                values.trim()
+                current = group
+            record = row_record(row, values)
+            if record is not None:
+                (left if row[0] == left_system else right).append(record)
+        if left or right:
+            yield from self._hand_out(left, right, first, last, started)
+
+    def _rows(self, query: Select[Any]) -> Iterator[Sequence[Any]]:
+        """The rows of ``query`` in batches (a server-side cursor on PostgreSQL)."""
         with self.store.engine.connect() as connection:
-            for row in connection.execution_options(yield_per=_BATCH).execute(query):
-                group = (row[1], row[2])
-                if group != current:
-                    if left or right:
-                        yield from self._hand_out(left, right, first, last, started)
-                        left, right, started = [], [], time.perf_counter()
-                    values.trim()
-                    current = group
-                record = row_record(row, values)
-                if record is not None:
-                    (left if row[0] == self.left else right).append(record)
-            if left or right:
-                yield from self._hand_out(left, right, first, last, started)
+            yield from connection.execution_options(yield_per=_BATCH).execute(query)
 
     def _hand_out(
         self, left: list[DocRecord], right: list[DocRecord], first: date, last: date, started: float
@@ -237,6 +318,65 @@ class JournalPairs:
             self.counts[self.right] += len(right)
         self.read_s += time.perf_counter() - started
         yield left, right
+
+    def passes(self, run: Callable[[Iterator[Groups]], T]) -> list[T]:
+        """``run`` over the store-days, in this process or shared by store between :attr:`workers` processes.
+
+        Each process reads its stores' store-days itself and hands back only what ``run`` returns (what the
+        store-days left unpaired and their discrepancies), so the records are built where they are used. This
+        process takes the first share meanwhile.
+        """
+        parts = self._partitions()
+        if len(parts) == 1:
+            return [run(self.groups())]
+        self.counts, self.read_s = {self.left: 0, self.right: 0}, 0.0
+        context = multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
+        with ProcessPoolExecutor(max_workers=len(parts) - 1, mp_context=context) as pool:
+            futures = [pool.submit(_share, part, run) for part in parts[1:]]
+            mine = run(parts[0].groups())
+            results: list[tuple[T, dict[str, int], float, float | None]] = [
+                (mine, parts[0].counts, parts[0].read_s, None),
+                *(future.result() for future in futures),
+            ]
+        self.worker_peak_rss_mb = [peak for *_, peak in results if peak is not None]
+        for _, counts, read_s, _ in results:
+            self.read_s = max(self.read_s, read_s)
+            for system, count in counts.items():
+                self.counts[system] += count
+        return [result for result, *_ in results]
+
+    def _partitions(self) -> list[JournalPairs]:
+        """This reader split by store into :attr:`workers` readers (just itself for one)."""
+        workers = self.workers
+        if workers is None:
+            workers = min(2, os.cpu_count() or 1) if self._size() >= _PARALLEL_ROWS else 1
+        if workers <= 1:
+            return [self]
+        stores = list(self.stores) if self.stores is not None else self._stores()
+        if len(stores) < 2:
+            return [self]
+        shares = [sorted(stores)[n::workers] for n in range(workers)]
+        return [replace(self, stores=share, counts={}, read_s=0.0, worker_peak_rss_mb=[]) for share in shares]
+
+    def _span(self, query: Select[Any]) -> Select[Any]:
+        """The window's dates (and stores) only: answered from the ``(store, business_date)`` index alone."""
+        query = query.where(_DOC.business_date.between(min(self.left_from, self.right_from), self.last))
+        return query.where(_DOC.store.in_(list(self.stores))) if self.stores is not None else query
+
+    def _size(self) -> int:
+        """How many documents the window holds (an upper bound: every system's, postings too)."""
+        with self.store.engine.connect() as connection:
+            return int(connection.execute(self._span(select(func.count()).select_from(_DOC))).scalar() or 0)
+
+    def _stores(self) -> list[str]:
+        query = self._span(select(_DOC.store).distinct()).where(_DOC.store.is_not(None))
+        with self.store.engine.connect() as connection:
+            return list(connection.execute(query).scalars())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled for another process as its database URL and parameters; it opens the database itself."""
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "store"}
+        return (_reopened, (self.store.engine.url.render_as_string(hide_password=False), fields))
 
     def left_ids(self, ids: set[str]) -> set[str]:
         """Which of ``ids`` name a left record this reader reads (the compare stage dropped them already)."""
@@ -276,6 +416,7 @@ def window_pairs(
     stores: Sequence[str] | None = None,
     key_fields: Mapping[str, str | None] | None = None,
     categories: dict[str, str] | None = None,
+    workers: int | None = None,
 ) -> JournalPairs:
     """The journal's documents of a ``{left, right}`` comparison for a window of business dates.
 
@@ -289,6 +430,7 @@ def window_pairs(
         stores: only these stores; None for every store.
         key_fields: system → where it keeps the connector's key in its raw payload.
         categories: sku → category, for the payload of a document to create.
+        workers: processes sharing the store-days (:attr:`JournalPairs.workers`).
     """
     (left, right), (first, last) = systems, window
     return JournalPairs(
@@ -302,4 +444,32 @@ def window_pairs(
         key_fields=dict(key_fields or {}),
         window=window,
         categories=dict(categories or {}),
+        workers=workers,
     )
+
+
+def _reopened(url: str, fields: dict[str, Any]) -> JournalPairs:
+    return JournalPairs(open_store(url, migrate=False), **fields)
+
+
+def _share(
+    part: JournalPairs, run: Callable[[Iterator[Groups]], T]
+) -> tuple[T, dict[str, int], float, float | None]:
+    """One process's share (:meth:`JournalPairs.passes`): the result, counts, reading seconds and its peak RSS."""
+    try:
+        result = run(part.groups())
+    finally:
+        part.store.close()
+    return result, part.counts, part.read_s, own_peak_rss_mb()
+
+
+def own_peak_rss_mb() -> float | None:
+    """This process's own peak RSS in MB (``VmHWM``), or None where ``/proc`` has none."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
+from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from connector.config import ConnectorConfig, load_config
 from connector.reconcile import reconcile
+from connector.reconcile.match import final_pass, store_day_pass
 from connector.reconcile.model import DocRecord
 from connector.reconcile.reader import window_pairs
 from connector.reconcile.snapshot import SharedValues, document_record
@@ -27,6 +30,14 @@ from tests.connector.reconcile.sandbox import sandbox_config
 from tests.pg import isolated_schema_url, require_postgres
 
 KEY = "Комментарий"
+TOLERANCE = Decimal("0.01")
+DOCUMENT_KINDS = {
+    "missing_in_right",
+    "missing_in_left",
+    "amount_mismatch",
+    "line_mismatch",
+    "customer_mismatch",
+}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -67,6 +78,18 @@ def _parsed(store: Store, system: str, first: date, last: date) -> list[DocRecor
     return out
 
 
+def _documents_compared(
+    store: Store, window: tuple[date, date], workers: int
+) -> tuple[list[str], dict[str, int], int]:
+    """The ``{evotor, onec}`` comparison alone, its store-days in ``workers`` processes: its discrepancies,
+    the documents it counted and how many other processes reported their memory."""
+    pairs = window_pairs(store, ("evotor", "onec"), window, key_fields={"onec": KEY}, workers=workers)
+    run = partial(store_day_pass, systems=("evotor", "onec"), window=window, tolerance=TOLERANCE)
+    found = final_pass(pairs.passes(run), systems=("evotor", "onec"), window=window, tolerance=TOLERANCE,
+                       known_left=pairs.left_ids, payloads=pairs.payloads)  # fmt: skip
+    return sorted(map(repr, found.discrepancies)), pairs.counts, len(pairs.worker_peak_rss_mb)
+
+
 def _id(record: DocRecord) -> str:
     return record.id
 
@@ -98,6 +121,11 @@ def test_reconcile_through_the_journal_reports_the_answer_key_and_reads_what_the
             expected = _parsed(store, system, *edge)
             assert len(records) == len(expected) > 0
             assert sorted(records, key=_id) == sorted(expected, key=_id)
+        alone, shared = (_documents_compared(store, (first, last), workers) for workers in (1, 2))
+    assert alone[0] == sorted(map(repr, (d for d in result.discrepancies if d.kind in DOCUMENT_KINDS)))
+    assert shared[0] == alone[0]  # two processes sharing the store-days find the same
+    assert shared[1] == alone[1] == {"evotor": len(world.receipts), "onec": pairs.counts["onec"]}
+    assert shared[2] == 1  # one more process did its share and said how much memory it took
     assert all(len(day) == 1 for day in days)  # one store-day per group
     assert len(days) == len({next(iter(day)) for day in days})  # each store-day once
     assert pairs.counts["evotor"] == len(world.receipts)
