@@ -6,7 +6,9 @@ processes: on PostgreSQL each partition is taken with an advisory lock (another 
 whole run holds a file lock (see :mod:`connector.sync.locks`).
 
 Routes run in their configured order, and a route's source is pulled just before its first route, so
-``crm → onec`` bonus documents see the postings ``evotor → crm`` wrote earlier in the same run.
+``crm → onec`` bonus documents see the postings ``evotor → crm`` wrote earlier in the same run. Consecutive routes
+that only read the same source (``evotor → crm``, ``evotor → onec``) share one pool, so that the workers stay
+busy while the last partitions of one of them finish.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from adapters.base import RawRecord
@@ -214,28 +217,67 @@ def _routes(ctx: SyncContext, scope: SyncScope, workers: int) -> int:
     if scope.kind == "rerun_failed":
         due = ctx.failures.list(states=("open", "retried"), limit=1_000_000)
     remapped = _remap_failed_pulls(ctx, due)
+    only = _only_documents(scope)
     processed = 0
-    for route in ctx.config.routes:
-        if route.from_ not in pulled:
-            pulled[route.from_] = _pull(ctx, route.from_, scope, workers)
-        only = _only_documents(scope)
-        pulled[route.from_].add(remapped.pop(route.from_, PullReport()))
-        partitions = _partitions(route, pulled[route.from_], due, scope)
-        held = ctx.failures.held(route_name(route), ctx.now, parked=scope.kind == "incremental")
-        returns = JournaledReturns(ctx, route.from_)  # read once for the route, if a partition needs it
+    for group in _groups(ctx.config.routes):
+        work: list[_RouteWork] = []
+        for route in group:
+            if route.from_ not in pulled:
+                pulled[route.from_] = _pull(ctx, route.from_, scope, workers)
+            pulled[route.from_].add(remapped.pop(route.from_, PullReport()))
+            partitions = sorted(_partitions(route, pulled[route.from_], due, scope), key=_order)
+            held = ctx.failures.held(route_name(route), ctx.now, parked=scope.kind == "incremental")
+            # the route's journaled returns, read once if one of its partitions needs them
+            work.append(_RouteWork(route, partitions, held, JournaledReturns(ctx, route.from_)))
+        jobs = sorted(
+            ((item, partition) for item in work for partition in item.partitions),
+            key=lambda job: (-_REQUESTS_PER_DOCUMENT[job[0].route.write], _order(job[1])),
+        )
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-            ordered = sorted(partitions, key=_order)
-            count = len(ordered)
-            done = list(
-                pool.map(
-                    _partition, [ctx] * count, ordered, [held] * count, [only] * count, [returns] * count
-                )
-            )
-        processed += sum(done)
-        _second_pass(ctx, route, ordered, held, only, returns)
+            processed += sum(pool.map(partial(_job, ctx, only), jobs))
+        for item in work:
+            _second_pass(ctx, item.route, item.partitions, item.held, only, item.returns)
     if scope.kind == "incremental":
         _advance(ctx, pulled.values())
     return processed
+
+
+_REQUESTS_PER_DOCUMENT = {"documents": 2, "bonus_documents": 2, "postings": 1}
+"""Roughly what a source document's writes cost a route (a 1C document is a create and a Post; a sale has a
+posting or two): partitions of the costlier routes start first, and the short ones fill the workers at the end."""
+
+
+@dataclass(frozen=True)
+class _RouteWork:
+    """A route's partitions in a run, with what they share."""
+
+    route: Route
+    partitions: list[Partition]
+    held: set[str]
+    returns: JournaledReturns
+
+
+def _groups(routes: Iterable[Route]) -> list[list[Route]]:
+    """Consecutive routes from one source, none writing to it: their partitions run on one pool at once.
+
+    A route whose source another route of the run writes to (``crm → onec`` bonus documents after
+    ``evotor → crm``) starts a new group, so its source is pulled after those writes, as the configured order
+    says; routes that only read the same source (``evotor → crm``, ``evotor → onec``) share the workers, so
+    that none of them idles while the last partitions of one route finish.
+    """
+    groups: list[list[Route]] = []
+    for route in routes:
+        group = groups[-1] if groups else []
+        if group and route.from_ == group[0].from_ and route.from_ not in {r.to for r in [*group, route]}:
+            group.append(route)
+        else:
+            groups.append([route])
+    return groups
+
+
+def _job(ctx: SyncContext, only: set[str] | None, job: tuple[_RouteWork, Partition]) -> int:
+    work, partition = job
+    return _partition(ctx, partition, work.held, only, work.returns)
 
 
 def _advance(ctx: SyncContext, reports: Iterable[PullReport]) -> None:

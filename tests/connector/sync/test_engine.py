@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from adapters.crm import CrmAdapter
+from connector.config import Route
 from connector.model import Posting
 from connector.store import open_store
 from connector.store.cursors import Cursors
 from connector.store.failures import FailedItems
 from connector.store.runs import Runs
 from connector.sync import SyncScope, run_sync
+from connector.sync.engine import _groups
 from connector.sync.locks import partition_lock
 from tests.connector.sync.conftest import SyncWorld, start_world
 from tests.e2e.sync_support import crm_comments, onec_comments
@@ -179,3 +181,15 @@ def test_on_postgresql_a_partition_another_process_holds_is_left_to_it(tmp_path:
         _, receipts, _ = _written(sw.base_url)
         assert set(receipts) == sw.receipt_keys
         assert max(receipts.values()) == 1
+
+
+def test_routes_reading_one_source_run_together_and_a_route_reading_a_target_waits_for_it() -> None:
+    def route(source: str, target: str, write: str) -> Route:
+        return Route.model_validate(
+            {"from": source, "documents": ["sale", "return"], "to": target, "write": write}
+        )
+
+    to_crm, to_1c = route("evotor", "crm", "postings"), route("evotor", "onec", "documents")
+    mirror = route("crm", "onec", "bonus_documents")
+    again = route("evotor", "onec", "documents")
+    assert _groups([to_crm, to_1c, mirror, again]) == [[to_crm, to_1c], [mirror], [again]]
