@@ -1,9 +1,10 @@
 """The canonical rows a reconciliation compares: a snapshot of each system for the window, as plain records.
 
 A :class:`Snapshot` is what the loader (:mod:`connector.reconcile.snapshot`) reads and what the compare stage
-(:mod:`connector.reconcile.match`, :mod:`connector.reconcile.ledger`) consumes without any I/O. Records are small
-slotted dataclasses rather than the pydantic documents, so a million of them fit in a few hundred megabytes; the
-full canonical documents are kept only for the system whose documents feed the loyalty rules.
+(:mod:`connector.reconcile.match`, :mod:`connector.reconcile.ledger`) consumes without any I/O. Records are
+small named tuples and slotted dataclasses rather than the pydantic documents, so a million of them fit in a few
+hundred megabytes; the full canonical documents are kept only for the system whose documents feed the loyalty
+rules.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from connector.model import Return, Sale
 
@@ -29,9 +30,11 @@ def line_signature(document: Sale | Return) -> LineSig:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class DocRecord:
+class DocRecord(NamedTuple):
     """One receipt of one system, reduced to what matching and comparing need.
+
+    A named tuple: immutable, and built about five times faster than a frozen dataclass (the journal reader
+    builds millions of them).
 
     Attributes:
         system: the configured system name.
