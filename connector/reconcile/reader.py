@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import json
+import json.scanner
 import multiprocessing
 import os
 import threading
@@ -122,6 +123,7 @@ class _Values:
         self.seen: dict[Any, Any] = {}
         self.decimals: dict[str, Decimal] = {}
         self.money_of: dict[int, Decimal] = {}
+        self.days: dict[Any, date] = {}
 
     def trim(self) -> None:
         """Forget what was seen once there is much of it (a store-day's worth is plenty)."""
@@ -132,9 +134,9 @@ class _Values:
 
     def day(self, value: Any) -> date:
         """A business date as the database hands it (SQLite: ISO text; PostgreSQL: a date)."""
-        found = self.seen.get(value)
+        found = self.days.get(value)
         if found is None:
-            found = self.seen[value] = date.fromisoformat(value) if isinstance(value, str) else value
+            found = self.days[value] = date.fromisoformat(value) if isinstance(value, str) else value
         return found
 
     def money(self, minor: int) -> Decimal:
@@ -183,6 +185,8 @@ class _Values:
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal)
+_SCAN = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]  # typeshed: it takes the decoder
+"""The decoder's scanner called directly: the database's JSON text has no white space around it to skip."""
 
 
 def row_record(row: Sequence[Any], values: _Values | None = None) -> DocRecord | None:
@@ -190,7 +194,7 @@ def row_record(row: Sequence[Any], values: _Values | None = None) -> DocRecord |
     values = values or _Values()
     share = values.seen.setdefault
     _, store, day, number, total, account, status, flat, more, key = row
-    members = _DECODER.decode(flat)
+    members = _SCAN(flat, 0)[0]
     system, doc_id, kind, occurred, fn, fd = members[:_SCALARS]
     if kind not in _RECEIPTS:
         return None
@@ -201,10 +205,10 @@ def row_record(row: Sequence[Any], values: _Values | None = None) -> DocRecord |
         doc_id,
         share(kind, kind),
         share(store, store),
-        values.day(day),
+        values.days.get(day) or values.day(day),
         instant.replace(tzinfo=share(zone, zone)),
         number,
-        values.money(total),
+        values.money_of.get(total) or values.money(total),
         account,
         values.lines(members, more),
         (fn, fd) if fn is not None and fd is not None else None,
