@@ -9,7 +9,10 @@ system behind the benchmark's journal):
 2. **compare** — :func:`connector.reconcile.compare.compare_snapshot` over a snapshot holding that stream: each
    store-day is matched and compared as it arrives and then dropped, the unpaired carried to a final pass.
 
-The two interleave; ``load_s`` is the time spent reading and building records, ``compare_s`` the rest.
+The two interleave; ``load_s`` is the time spent reading and building records (from 100,000 documents the
+store-days are shared by store with a second process, :meth:`~connector.reconcile.reader.JournalPairs.passes`:
+then the longer of the two), ``compare_s`` the rest of the wall time. ``peak_rss_mb`` is this process's own
+``VmHWM`` plus its worker's; ``workers`` how many processes shared the store-days.
 ``python -m connector.bench.reconcile_ours URL FIRST LAST`` prints one JSON object: the seconds of each step, the
 peak RSS of the process and the discrepancies found per kind.
 """
