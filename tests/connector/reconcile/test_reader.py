@@ -50,9 +50,12 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[tuple[World, ConnectorConfig]]:
-    with SandboxServer(SandboxOptions(seed=3, stores=2, days=3, receipts=14), rate_per_second=0) as server:
+@pytest.fixture(params=[1, 2, 3, 4, 5])
+def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[World, ConnectorConfig]]:
+    options = SandboxOptions(
+        seed=request.param, stores=2, days=3, receipts=14
+    )  # the answer-key test's worlds
+    with SandboxServer(options, rate_per_second=0) as server:
         yield server.world, load_config(sandbox_config(server, tmp_path))
 
 
