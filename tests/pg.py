@@ -21,12 +21,21 @@ import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
 import pytest
 
-__all__ = ["PG_DSN", "PG_HOST", "PG_PORT", "isolated_schema_url", "postgres_unreachable", "require_postgres"]
+__all__ = [
+    "PG_DSN",
+    "PG_HOST",
+    "PG_PORT",
+    "backend_state_url",
+    "isolated_schema_url",
+    "postgres_unreachable",
+    "require_postgres",
+]
 
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -76,3 +85,15 @@ def isolated_schema_url(prefix: str = "lc") -> Iterator[str]:
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def backend_state_url(backend: str, directory: Path, prefix: str = "lc") -> Iterator[str]:
+    """An empty state database URL on ``backend``: ``sqlite`` (a file in ``directory``) or ``postgresql`` (a fresh
+    schema named ``prefix_<random>``, dropped afterwards; skips when no server answers)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'state.db'}"
+        return
+    require_postgres()
+    with isolated_schema_url(prefix) as url:
+        yield url

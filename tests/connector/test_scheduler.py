@@ -23,7 +23,7 @@ from connector.scheduler.jobs import reconcile_job, sync_job, yesterday_in
 from connector.scheduler.triggers import CRON_MISFIRE_GRACE_S, crontab_weekdays
 from connector.store import Store, open_store
 from connector.store.tables import Lease
-from tests.pg import isolated_schema_url, require_postgres
+from tests.pg import backend_state_url
 
 CALLS: list[tuple[str, str]] = []
 _ROUNDS = 10
@@ -31,11 +31,7 @@ _ROUNDS = 10
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    require_postgres()
-    with isolated_schema_url("lc_sched") as url:
+    with backend_state_url(request.param, tmp_path, "lc_sched") as url:
         yield url
 
 

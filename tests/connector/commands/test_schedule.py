@@ -23,7 +23,7 @@ from connector.config import load_config
 from connector.scheduler import JobContext, Leases, ScheduleRunner, lease_name
 from connector.store import open_store
 from tests.conftest import CliResult
-from tests.pg import isolated_schema_url, require_postgres
+from tests.pg import backend_state_url
 
 Run = Callable[..., CliResult]
 
@@ -70,11 +70,7 @@ def recording_job(context: JobContext) -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    require_postgres()
-    with isolated_schema_url("lc_schedule") as url:
+    with backend_state_url(request.param, tmp_path, "lc_schedule") as url:
         yield url
 
 

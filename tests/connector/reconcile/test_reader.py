@@ -27,7 +27,7 @@ from connector.sandbox.world import World
 from connector.store import Store, open_store
 from connector.store.journal import Journal
 from tests.connector.reconcile.sandbox import sandbox_config
-from tests.pg import isolated_schema_url, require_postgres
+from tests.pg import backend_state_url
 
 KEY = "Комментарий"
 TOLERANCE = Decimal("0.01")
@@ -42,11 +42,7 @@ DOCUMENT_KINDS = {
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    require_postgres()
-    with isolated_schema_url("lc_reader") as url:
+    with backend_state_url(request.param, tmp_path, "lc_reader") as url:
         yield url
 
 

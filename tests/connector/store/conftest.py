@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from connector.store import Store, open_store
 from connector.store.tables import Base
-from tests.pg import isolated_schema_url, require_postgres
+from tests.pg import backend_state_url, isolated_schema_url, require_postgres
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
@@ -27,11 +27,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(params=BACKENDS)
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty state database URL on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
-    require_postgres()
-    with isolated_schema_url() as url:
+    with backend_state_url(request.param, tmp_path) as url:
         yield url
 
 
