@@ -9,14 +9,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from connector.reconcile.reader import own_peak_rss_mb
+
 __all__ = ["Target", "load_average", "peak_rss_mb", "timed", "verdict_lines"]
 
 T = TypeVar("T")
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size in MB (``ru_maxrss`` is in kilobytes on Linux)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's own peak resident set size in MB.
+
+    ``VmHWM`` where ``/proc`` has it: Linux keeps ``ru_maxrss`` across ``exec``, so a benchmark child started by
+    ``subprocess`` would report its parent's peak. Elsewhere ``ru_maxrss`` (kilobytes on Linux).
+    """
+    own = own_peak_rss_mb()
+    return own if own is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def load_average() -> list[float]:

@@ -31,7 +31,7 @@ from connector.bench.common import peak_rss_mb, timed
 from connector.config import ReconcileSpec
 from connector.reconcile.compare import compare_snapshot
 from connector.reconcile.model import Snapshot
-from connector.reconcile.reader import own_peak_rss_mb, window_pairs
+from connector.reconcile.reader import window_pairs
 from connector.store import open_store
 
 __all__ = ["KEY_FIELD", "main", "measure_in_child"]
@@ -62,7 +62,7 @@ def _run(url: str, first: date, last: date) -> dict[str, Any]:
         "load_s": load_s,
         "compare_s": round(total_s - load_s, 3),
         "found": dict(Counter(item.kind for item in found)),
-        "peak_rss_mb": round((own_peak_rss_mb() or peak_rss_mb()) + sum(pairs.worker_peak_rss_mb), 1),
+        "peak_rss_mb": round(peak_rss_mb() + sum(pairs.worker_peak_rss_mb), 1),
         "workers": 1 + len(pairs.worker_peak_rss_mb),
     }
 
