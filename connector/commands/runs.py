@@ -1,9 +1,9 @@
 """``runs list|show``: what each sync (and reconciliation) run did, per system and store.
 
 ``runs list --format json`` prints an array, newest first, of ``{"id", "kind", "status" (running | ok |
-failed_items | error), "started_at", "finished_at", "duration_s", "args", "totals": {fetched, mapped,
-unchanged, written, skipped, failed}, "error"}``; ``runs show ID --format json`` prints one such object with
-``"counts": {system: {store: {…the same counts…}}}`` added. Times are ISO 8601 with offset (UTC).
+failed_items | discrepancies | error | interrupted), "started_at", "finished_at", "duration_s", "args",
+"totals": {fetched, mapped, unchanged, written, skipped, failed}, "error"}``; ``runs show ID --format json``
+prints one such object with ``"counts": {system: {store: {…the same counts…}}}`` added. Times are ISO 8601 with offset (UTC).
 """
 
 from __future__ import annotations

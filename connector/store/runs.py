@@ -64,12 +64,32 @@ class Runs:
             return row.id
 
     def finish(self, run_id: int, status: str, counts: dict[str, Any], error: str | None = None) -> None:
-        """Record the end of a run: ``ok``, ``failed_items`` or ``error``, with its counts."""
+        """Record the end of a run: ``ok``, ``failed_items`` or ``error``, with its counts.
+
+        (A run whose process died is recorded ``interrupted`` by a later one: :meth:`interrupt`.)
+        """
         with self._sessions.begin() as session:
             row = session.get(Run, run_id)
             if row is None:
                 raise InputError(f"no run {run_id}", field="run")
             row.finished_at, row.status, row.counts, row.error = utc_now(), status, counts, error
+
+    def running(self, kind: str) -> list[int]:
+        """The ids of the runs of ``kind`` recorded as ``running``, oldest first."""
+        query = select(Run.id).where(Run.kind == kind, Run.status == "running").order_by(Run.id)
+        with self._sessions() as session:
+            return list(session.scalars(query))
+
+    def interrupt(self, run_ids: list[int], found_by: int | None = None) -> None:
+        """Record runs whose process died before finishing as ``interrupted`` (their end time stays unknown)."""
+        if not run_ids:
+            return
+        note = "the process ended without finishing the run (killed, crashed or the machine stopped)"
+        if found_by is not None:
+            note += f"; found by run {found_by}"
+        with self._sessions.begin() as session:
+            for row in session.scalars(select(Run).where(Run.id.in_(run_ids), Run.status == "running")):
+                row.status, row.error = "interrupted", note
 
     def get(self, run_id: int) -> RunRecord:
         """One run by id.

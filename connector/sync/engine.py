@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -32,7 +33,7 @@ from connector.store.failures import FailedRecord
 from connector.store.journal import JournalEntry
 from connector.store.tables import utc_now
 from connector.sync.context import SyncContext, failure_for, route_name
-from connector.sync.locks import partition_lock, process_lock
+from connector.sync.locks import abandoned_runs, partition_lock, process_lock, run_presence, run_registry
 from connector.sync.plan import History, JournaledReturns, PlannedWrite, known_writes, plan_document
 from connector.sync.pull import (
     PullReport,
@@ -174,16 +175,23 @@ def run_sync(
 def _run(config: ConnectorConfig, store: Store, workers: int, scope: SyncScope) -> SyncReport:
     started = time.monotonic()
     ctx = SyncContext(config, store, utc_now())
-    ctx.run_id = ctx.runs.start("sync", {**scope.as_args(), "workers": workers})
-    try:
-        partitions = _routes(ctx, scope, workers)
-    except ConnectorError as exc:
-        ctx.runs.finish(ctx.run_id, "error", ctx.plain_counts(), error=str(exc))
-        raise
-    failed_now = _count_failed(ctx)
-    failed_open = ctx.failures.count_open()
-    counts = ctx.plain_counts()
-    ctx.runs.finish(ctx.run_id, "failed_items" if failed_open else "ok", counts)
+    with ExitStack() as alive:
+        with run_registry(store):  # no other sync sees our run row before its presence lock is held
+            dead = abandoned_runs(store, ctx.runs.running("sync"))
+            ctx.run_id = ctx.runs.start("sync", {**scope.as_args(), "workers": workers})
+            alive.enter_context(run_presence(store, ctx.run_id))
+        if dead:
+            ctx.runs.interrupt(dead, found_by=ctx.run_id)
+            _log.warning("sync.runs_interrupted", runs=dead, found_by=ctx.run_id)
+        try:
+            partitions = _routes(ctx, scope, workers)
+        except ConnectorError as exc:
+            ctx.runs.finish(ctx.run_id, "error", ctx.plain_counts(), error=str(exc))
+            raise
+        failed_now = _count_failed(ctx)
+        failed_open = ctx.failures.count_open()
+        counts = ctx.plain_counts()
+        ctx.runs.finish(ctx.run_id, "failed_items" if failed_open else "ok", counts)
     return SyncReport(ctx.run_id, counts, failed_open, failed_now, partitions,
                       round(time.monotonic() - started, 3), _totals(counts))  # fmt: skip
 

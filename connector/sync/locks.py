@@ -11,6 +11,11 @@
 * SQLite: one writer at a time is all the file allows, so the whole run takes an exclusive ``flock`` on
   ``<database>.sync.lock`` beside the file. A second ``sync`` waits up to ``wait`` seconds for it, then stops with
   :class:`SyncBusyError` naming the holder's pid; the kernel drops the lock when the holder dies.
+* A run that died without finishing (SIGKILL, a crash, the machine lost) would stay ``running`` in ``runs``
+  forever. While a sync runs it holds :func:`run_presence`; the next sync asks :func:`abandoned_runs` which
+  ``running`` syncs no live process holds and records them ``interrupted``. On PostgreSQL presence is an advisory
+  lock named after the run (the server drops it with the dead process's connection); on SQLite the next sync
+  holds the exclusive file lock, so every other ``running`` sync is dead.
 """
 
 from __future__ import annotations
@@ -24,12 +29,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from connector.errors import StoreError
 from connector.store import Store
 
-__all__ = ["SyncBusyError", "lock_key", "partition_lock", "process_lock"]
+__all__ = [
+    "SyncBusyError",
+    "abandoned_runs",
+    "lock_key",
+    "partition_lock",
+    "process_lock",
+    "run_presence",
+    "run_registry",
+]
 
 _POLL_S = 0.2
 
@@ -112,8 +125,7 @@ def _advisory_run_lock(store: Store, *, wait: float, exclusive: bool) -> Iterato
     deadline = time.monotonic() + wait
     with store.engine.connect() as connection:
         # Advisory locks span the whole server: scope the key to this state (database and schema).
-        where = connection.execute(text("SELECT current_database() || '.' || current_schema()")).scalar()
-        key = lock_key(f"run:{where}")
+        key = lock_key(f"run:{_state_scope(connection)}")
         while not connection.execute(text(f"SELECT {take}(:k)"), {"k": key}).scalar():
             connection.rollback()  # leave no transaction open while waiting
             if time.monotonic() >= deadline:
@@ -129,6 +141,73 @@ def _advisory_run_lock(store: Store, *, wait: float, exclusive: bool) -> Iterato
         finally:
             connection.execute(text(f"SELECT {release}(:k)"), {"k": key})
             connection.commit()
+
+
+def _state_scope(connection: Connection) -> str:
+    """Advisory locks span the whole server: keys are scoped to this state (database and schema)."""
+    return str(connection.execute(text("SELECT current_database() || '.' || current_schema()")).scalar())
+
+
+@contextmanager
+def run_presence(store: Store, run_id: int) -> Iterator[None]:
+    """Mark run ``run_id`` alive for other processes while the block runs (PostgreSQL; see the module doc).
+
+    Call it inside :func:`process_lock`, so that on SQLite the file lock says the same.
+    """
+    if store.dialect != "postgresql":
+        yield
+        return
+    with store.engine.connect() as connection:
+        key = lock_key(f"run-alive:{_state_scope(connection)}:{run_id}")
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            connection.commit()
+
+
+@contextmanager
+def run_registry(store: Store) -> Iterator[None]:
+    """Hold while finding abandoned runs, or while starting a run and taking its :func:`run_presence`.
+
+    PostgreSQL: without it, one sync could see another's run row in the moment between its insert and its
+    presence lock, and record a live run ``interrupted``. SQLite: the file lock already excludes that.
+    """
+    if store.dialect != "postgresql":
+        yield
+        return
+    with store.engine.connect() as connection:
+        key = lock_key(f"run-registry:{_state_scope(connection)}")
+        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            connection.commit()
+
+
+def abandoned_runs(store: Store, running: list[int]) -> list[int]:
+    """Which of these ``running`` sync runs no live process holds; call it holding :func:`process_lock` and
+    :func:`run_registry`.
+
+    SQLite: the caller's exclusive file lock means no other sync is alive — all of them (none for a database
+    without a file, where there is no lock to tell). PostgreSQL: those whose :func:`run_presence` lock is free.
+    """
+    if store.dialect != "postgresql":
+        return list(running) if _lock_path(store) is not None else []
+    dead = []
+    with store.engine.connect() as connection:
+        scope = _state_scope(connection)
+        for run_id in running:
+            key = lock_key(f"run-alive:{scope}:{run_id}")
+            if connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                dead.append(run_id)
+        connection.commit()
+    return dead
 
 
 def _acquire(handle: IO[str], path: Path, wait: float) -> None:

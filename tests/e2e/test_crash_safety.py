@@ -25,6 +25,7 @@ from connector.sandbox.generator import SandboxOptions, generate_world
 from connector.sandbox.server import SandboxServer
 from connector.store import open_store
 from connector.store.failures import FailedItems
+from connector.store.runs import Runs
 from tests.e2e.sync_support import (
     crm_comments,
     expected_keys,
@@ -95,6 +96,9 @@ def test_sigkill_at_20_moments_under_faults_loses_nothing_and_writes_nothing_twi
     assert sum(injected.values()) > 100, injected  # the faults really fired
     with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
         (left,) = FailedItems(store.sessions).list()
+        statuses = Counter(run.status for run in Runs(store.sessions).recent(100, "sync"))
+    assert statuses["running"] == 0, "every killed run is recorded interrupted by the next one"
+    assert statuses["interrupted"] >= KILLS // 2, statuses  # a few die before their run is recorded
     assert left.document is not None
     assert left.document.id == malformed
     assert (left.route, left.error_kind) == ("pull:evotor", "permanent")

@@ -53,6 +53,22 @@ def any_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sync
     yield from start_world(tmp_path, state=state)
 
 
+def test_a_run_whose_process_died_is_recorded_interrupted_by_the_next_sync(any_backend: SyncWorld) -> None:
+    sw = any_backend
+    with open_store(sw.config.state) as store:
+        dead = Runs(store.sessions).start("sync", {"mode": "incremental"})  # its process was SIGKILLed
+    report = run_sync(sw.config, workers=2)
+    with open_store(sw.config.state) as store:
+        runs = Runs(store.sessions)
+        killed = runs.get(dead)
+        assert killed.status == "interrupted"
+        assert killed.error is not None
+        assert killed.error.endswith(f"found by run {report.run_id}")
+        assert killed.duration_s is None, "when it ended is unknown"
+        assert runs.get(report.run_id).status == "ok"
+        assert runs.running("sync") == []
+
+
 def test_a_sync_writes_every_expected_posting_and_receipt_exactly_once(any_backend: SyncWorld) -> None:
     sw = any_backend
     report = run_sync(sw.config, workers=4)

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from connector.store import open_store
-from connector.sync.locks import SyncBusyError, lock_key, partition_lock, process_lock
+from connector.store.runs import Runs
+from connector.sync.locks import (
+    SyncBusyError,
+    abandoned_runs,
+    lock_key,
+    partition_lock,
+    process_lock,
+    run_presence,
+)
 
 
 def test_a_second_sync_on_the_same_sqlite_file_stops_with_a_clear_message(tmp_path: Path) -> None:
@@ -110,3 +118,21 @@ def test_fixes_are_not_applied_while_a_sync_holds_the_sqlite_state(tmp_path: Pat
         result = ReconcileResult(date_from=date(2026, 11, 1), date_to=date(2026, 11, 1), stores=[])
         with pytest.raises(SyncBusyError):
             apply_fixes(ConnectorConfig(state=url), result, store, wait=0)
+
+
+@pytest.mark.postgres
+def test_a_live_run_is_not_taken_for_dead_and_a_dead_one_is(pg_state: str) -> None:
+    with open_store(pg_state) as store:
+        runs = Runs(store.sessions)
+        live, dead = runs.start("sync", {}), runs.start("sync", {})
+        with run_presence(store, live):
+            assert abandoned_runs(store, [live, dead]) == [dead]
+        assert abandoned_runs(store, [live, dead]) == [live, dead], "its process ended: nothing holds it"
+
+
+def test_on_sqlite_every_running_sync_is_dead_once_the_file_lock_is_ours(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store, process_lock(store):
+        run = Runs(store.sessions).start("sync", {})
+        assert abandoned_runs(store, [run]) == [run]
+    with open_store("sqlite://") as memory:  # no file, no lock to tell by: nothing is declared dead
+        assert abandoned_runs(memory, [1]) == []
