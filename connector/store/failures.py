@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.errors import InputError
@@ -102,7 +102,7 @@ class FailedItems:
         """Record a failure: a new item, or one more attempt of the live item of this document and route."""
         now = utc_now()
         with self._sessions.begin() as session:
-            row = self._live(session, failure.document, failure.route, failure.system)
+            row = self._live(session, failure.document, failure.route, failure.system, failure.store)
             if row is None:
                 row = FailedItem(attempts=1, created_at=now, state="open")
                 session.add(row)
@@ -128,10 +128,21 @@ class FailedItems:
             session.flush()
             return _record(row)
 
-    def _live(self, session: Session, ref: DocRef | None, route: str, system: str) -> FailedItem | None:
+    def _live(
+        self, session: Session, ref: DocRef | None, route: str, system: str, store: str | None = None
+    ) -> FailedItem | None:
         query = select(FailedItem).where(FailedItem.route == route, FailedItem.state.in_(_LIVE))
         if ref is None:
-            return None  # failures without a document (a whole partition) are each their own item
+            if not route.startswith("pull:"):
+                return (
+                    None  # failures without a document elsewhere (a webhook payload) are each their own item
+                )
+            # a stream that could not be read (a store of a till, a ledger) is one item until it is read
+            return session.scalars(
+                query.where(
+                    FailedItem.document_id.is_(None), _same_store(store), FailedItem.system == system
+                ).with_for_update()
+            ).first()
         query = query.where(
             FailedItem.document_system == ref.system,
             FailedItem.document_kind == ref.kind,
@@ -170,6 +181,31 @@ class FailedItems:
             if document_id and (state == "skipped" or (parked and (kind == "permanent" or waiting))):
                 held.add(document_id)
         return held
+
+    def live_streams(self) -> set[tuple[str, str]]:
+        """``(route, store)`` of every open or retried item of a stream that could not be read (``pull:…``,
+        no document; store ``""`` for a ledger): what a good read of that stream resolves."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(FailedItem.route, FailedItem.store).where(
+                    FailedItem.state.in_(_LIVE),
+                    FailedItem.document_id.is_(None),
+                    FailedItem.route.startswith("pull:"),
+                )
+            ).all()
+        return {(str(route), store or "") for route, store in rows}
+
+    def resolve_stream(self, route: str, store: str | None) -> None:
+        """The stream was read completely: its live item (if any) is resolved."""
+        with self._sessions.begin() as session:
+            query = select(FailedItem).where(
+                FailedItem.route == route,
+                FailedItem.state.in_(_LIVE),
+                FailedItem.document_id.is_(None),
+                _same_store(store),
+            )
+            for row in session.scalars(query.with_for_update()):
+                row.state, row.updated_at, row.next_attempt_at = "resolved", utc_now(), None
 
     def live_documents(self) -> set[tuple[str, str]]:
         """``(route, document id)`` of every open or retried item: what a success may have to resolve."""
@@ -254,3 +290,10 @@ class FailedItems:
                 setattr(row, name, value)
             session.flush()
             return _record(row)
+
+
+def _same_store(store: str | None) -> ColumnElement[bool]:
+    """The item's store is ``store`` (a ledger's stream has none: ``None`` or ``""``)."""
+    if not store:
+        return or_(FailedItem.store.is_(None), FailedItem.store == "")
+    return FailedItem.store == store

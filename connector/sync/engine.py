@@ -322,8 +322,14 @@ def _order(partition: Partition) -> tuple[date, str]:
 
 def _pull(ctx: SyncContext, system: str, scope: SyncScope, workers: int) -> PullReport:
     stores = list(scope.stores) if scope.stores else None
-    if scope.kind == "rerun_failed":
-        return PullReport()
+    if scope.kind == "rerun_failed":  # no pull, except of the streams a run could not read
+        unread = {store for route, store in ctx.failures.live_streams() if route == f"pull:{system}"}
+        windows = [
+            incremental_window(ctx, system, stream, store)
+            for stream, store in source_streams(ctx, system, stores)
+            if store in unread
+        ] if unread else []  # fmt: skip
+        return run_pulls(ctx, windows, advance=False, workers=workers)
     if scope.kind == "document":
         return _pull_document(ctx, system, scope)
     if scope.kind == "window":

@@ -315,14 +315,22 @@ def window_bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
 def run_pulls(ctx: SyncContext, windows: Iterable[Window], *, advance: bool, workers: int) -> PullReport:
     """Pull several windows on a thread pool; a stream that fails is logged and parked, the others go on."""
     total = PullReport()
+    unread = ctx.failures.live_streams()  # streams a run could not read before: a good read resolves them
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
         futures = [(window, pool.submit(pull_stream, ctx, window, advance=advance)) for window in windows]
         for window, future in futures:
+            route = f"pull:{window.system}"
             try:
-                total.add(future.result())
+                report = future.result()
             except ConnectorError as exc:
-                ctx.fail(failure_for(window.system, f"pull:{window.system}", exc, document=None,
-                                     store=window.store or None), exc)  # fmt: skip
+                ctx.fail(
+                    failure_for(window.system, route, exc, document=None, store=window.store or None), exc
+                )
+                continue
+            total.add(report)
+            if report.windows and (route, window.store) in unread:  # read by us, not skipped as another's
+                with ctx.writing():
+                    ctx.failures.resolve_stream(route, window.store or None)
     return total
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
+from adapters.base import RawRecord
 from adapters.crm import CrmAdapter
+from adapters.evotor import EvotorAdapter
 from connector.config import Route
+from connector.errors import RetriableRemoteError
 from connector.model import Posting
 from connector.store import open_store
 from connector.store.cursors import Cursors
@@ -127,6 +130,37 @@ def _expected_posting(sw: SyncWorld, key: str) -> Posting:
     documents = sorted(canonical_documents(sw.world), key=lambda d: (d.occurred_at, d.ref.id))
     postings = expected_postings(load_world_program(sw.world), documents)
     return next(p for p in postings if f"crm:{p.key}" == key)
+
+
+def test_a_store_that_could_not_be_read_is_one_item_resolved_by_the_next_good_read(
+    any_backend: SyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sw = any_backend
+    down = sorted({receipt.store_id for receipt in sw.world.receipts})[0]
+    original = EvotorAdapter.documents
+
+    def failing(self: EvotorAdapter, store: str, since: datetime, until: datetime) -> Iterator[RawRecord]:
+        if store == down:
+            raise RetriableRemoteError("evotor: 503 Service Unavailable", system="evotor", store=store)
+        return original(self, store, since, until)
+
+    monkeypatch.setattr(EvotorAdapter, "documents", failing)
+    assert run_sync(sw.config).exit_code == 1
+    assert run_sync(sw.config).exit_code == 1  # still down: the same item, one attempt more
+    with open_store(sw.config.state) as store:
+        [item] = FailedItems(store.sessions).list()
+    assert (item.route, item.store, item.document, item.attempts) == ("pull:evotor", down, None, 2)
+
+    monkeypatch.setattr(EvotorAdapter, "documents", original)
+    report = run_sync(sw.config, scope=SyncScope(rerun_failed=True))  # re-reads only the store that failed
+    assert report.exit_code == 0, "the store was read: nothing is left failed"
+    assert report.failed_open == 0
+    assert set(report.counts["evotor"]) == {down}
+    with open_store(sw.config.state) as store:
+        [resolved] = FailedItems(store.sessions).list(route="pull:evotor", states=None)
+    assert (resolved.id, resolved.state) == (item.id, "resolved")
+    assert run_sync(sw.config).exit_code == 0  # the next incremental run mirrors the new CRM postings into 1C
+    _assert_all_written_once(sw)
 
 
 def test_a_malformed_document_is_parked_naming_its_field_and_the_batch_goes_on(tmp_path: Path) -> None:
