@@ -154,18 +154,8 @@ def run_presence(store: Store, run_id: int) -> Iterator[None]:
 
     Call it inside :func:`process_lock`, so that on SQLite the file lock says the same.
     """
-    if store.dialect != "postgresql":
+    with _state_lock(store, f"run-alive:{{scope}}:{run_id}"):
         yield
-        return
-    with store.engine.connect() as connection:
-        key = lock_key(f"run-alive:{_state_scope(connection)}:{run_id}")
-        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        connection.commit()
-        try:
-            yield
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            connection.commit()
 
 
 @contextmanager
@@ -175,11 +165,19 @@ def run_registry(store: Store) -> Iterator[None]:
     PostgreSQL: without it, one sync could see another's run row in the moment between its insert and its
     presence lock, and record a live run ``interrupted``. SQLite: the file lock already excludes that.
     """
+    with _state_lock(store, "run-registry:{scope}"):
+        yield
+
+
+@contextmanager
+def _state_lock(store: Store, name: str) -> Iterator[None]:
+    """PostgreSQL: hold the advisory lock ``name`` (``{scope}`` filled with this state's scope), waiting for it,
+    on a connection kept for the block. SQLite: nothing to hold."""
     if store.dialect != "postgresql":
         yield
         return
     with store.engine.connect() as connection:
-        key = lock_key(f"run-registry:{_state_scope(connection)}")
+        key = lock_key(name.format(scope=_state_scope(connection)))
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
         connection.commit()
         try:
