@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,6 +47,8 @@ class RawRecord:
         version: the source's version (1C ``DataVersion``) or None when the system has none.
         store: the canonical store id, when the adapter knows it.
         payload: the decoded JSON (numbers as ``Decimal``).
+        text: the payload's JSON text exactly as the system sent it, where the adapter reads it per document
+            (Evotor's pages); the journal keeps it as the raw form and hashes it for the version.
     """
 
     system: str
@@ -55,6 +57,7 @@ class RawRecord:
     version: str | None
     store: str | None
     payload: dict[str, Any]
+    text: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

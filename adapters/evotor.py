@@ -44,7 +44,7 @@ from requests.auth import AuthBase
 
 from adapters.base import RawRecord
 from adapters.http import HttpClient, HttpPolicy, RateBudget, Sleep, SystemHttpConfig, loads_json
-from adapters.rest import BearerAuth, CursorPaginator, HeaderTokenAuth, MultiAuth, paginate
+from adapters.rest import BearerAuth, CursorPaginator, HeaderTokenAuth, MultiAuth, paginate, paginate_texts
 from connector.config import SystemConfig
 from connector.errors import ConfigError, FatalRemoteError, InputError, MappingError
 from connector.logs import get_logger
@@ -194,8 +194,11 @@ class EvotorAdapter:
             FatalRemoteError: paging loops or passes the page cap.
         """
         params = {"since": epoch_ms(since), "until": epoch_ms(until), "type": ",".join(DOCUMENT_TYPES)}
+        pages = paginate_texts(
+            self.client, f"stores/{store}/documents", self._paginator(), "items", params=params
+        )
         seen: set[str] = set()
-        for index, item in enumerate(self._list(f"stores/{store}/documents", params)):
+        for index, (item, text) in enumerate(pages):
             document_id = _document_id(item, self.system, store, index)
             if document_id in seen:
                 continue
@@ -206,7 +209,7 @@ class EvotorAdapter:
                     "evotor.skip_type", system=self.system, store=store, document=document_id, type=kind
                 )
                 continue
-            yield RawRecord(self.system, str(kind), document_id, None, store, item)
+            yield RawRecord(self.system, str(kind), document_id, None, store, item, text)
 
     def document(self, store: str, document_id: str) -> RawRecord:
         """One document by id (``GET /stores/{store}/documents/{id}``), e.g. after a receipts webhook."""
@@ -219,9 +222,11 @@ class EvotorAdapter:
                          store, item)  # fmt: skip
 
     def _list(self, path: str, params: Mapping[str, Any]) -> Iterator[Any]:
+        return paginate(self.client, path, self._paginator(), "items", params=params)
+
+    def _paginator(self) -> CursorPaginator:
         # Evotor: "since/until/type are required only in the first request of a series"; then the cursor alone.
-        paginator = CursorPaginator("paging.next_cursor", first_page_only=True, max_pages=self.max_pages)
-        return paginate(self.client, path, paginator, "items", params=params)
+        return CursorPaginator("paging.next_cursor", first_page_only=True, max_pages=self.max_pages)
 
 
 def _document_id(item: Any, system: str, store: str, index: int) -> str:

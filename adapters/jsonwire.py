@@ -10,12 +10,47 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-__all__ = ["dumps_json", "loads_json"]
+import msgspec
+
+__all__ = ["dumps_json", "loads_items", "loads_json"]
 
 
 def loads_json(content: bytes | str) -> Any:
     """Parse JSON with floats as :class:`~decimal.Decimal` (money never passes through binary floating point)."""
     return json.loads(content, parse_float=Decimal)
+
+
+_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_VALUE = msgspec.json.Decoder(float_hook=Decimal)  # the hook gets the literal's text: exact, never a float
+
+
+def loads_items(content: bytes, key: str) -> tuple[dict[str, Any], list[tuple[Any, str]]]:
+    """Parse a page whose items are the list at member ``key``, keeping each item's JSON text as it was sent.
+
+    The journal keeps a document's raw payload exactly as the system sent it, and its version is the hash of
+    that text: nothing is encoded again. Numbers with a fraction parse as :class:`~decimal.Decimal`, as in
+    :func:`loads_json`.
+
+    Returns:
+        The body without ``key`` (decoded), and each item with its text; no items when ``key`` is absent or null.
+
+    Raises:
+        ValueError: the body is not JSON, not an object, or ``key`` is not a list.
+
+    Example:
+        >>> loads_items(b'{"items": [{"id": "a", "sum": 1.10}], "paging": {}}', "items")
+        ({'paging': {}}, [({'id': 'a', 'sum': Decimal('1.10')}, '{"id": "a", "sum": 1.10}')])
+    """
+    try:
+        members = _MEMBERS.decode(content)
+        body = {name: _VALUE.decode(value) for name, value in members.items() if name != key}
+        raw = members.get(key)
+        texts = [] if raw is None or bytes(raw) == b"null" else _RAW_LIST.decode(raw)
+        items = [(_VALUE.decode(text), bytes(text).decode("utf-8")) for text in texts]
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not a JSON object with a list {key!r}: {exc}") from None
+    return body, items
 
 
 _DECIMAL_MARK = "\x00decimal:"

@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from requests.auth import AuthBase
 
 from adapters.http import HttpClient
+from adapters.jsonwire import loads_items
 from connector.errors import ConfigError, FatalRemoteError
 from connector.logs import mask_text
 
@@ -52,6 +53,7 @@ __all__ = [
     "make_auth",
     "make_paginator",
     "paginate",
+    "paginate_texts",
 ]
 
 DEFAULT_MAX_PAGES = 10_000
@@ -174,6 +176,8 @@ class Page:
     items: list[Any]
     headers: Mapping[str, str]
     links: Mapping[str, Mapping[str, str]]
+    texts: list[str] | None = None
+    """Each item's JSON text as sent, when the page was read with :func:`paginate_texts`."""
 
 
 def _compile(expression: str) -> Any:
@@ -378,6 +382,48 @@ def _fetch(
     return Page(request, body, _items(client, request, body, items_path), dict(response.headers), links)
 
 
+def _fetch_texts(
+    client: HttpClient, request: PageRequest, headers: Mapping[str, str] | None, key: str
+) -> Page:
+    """:func:`_fetch` for items at a top-level member ``key``, each kept with its JSON text as sent."""
+    response = client.request("GET", request.path, params=dict(request.params) or None, headers=headers)
+    links = {str(name): dict(value) for name, value in response.links.items()}
+    if not response.content or response.status_code == 204:
+        return Page(request, None, [], dict(response.headers), links, texts=[])
+    try:
+        body, pairs = loads_items(response.content, key)
+    except ValueError as exc:
+        raise _paging_error(client, request.path, 0, f"the page is not the expected JSON: {exc}") from None
+    items = [item for item, _ in pairs]
+    return Page(
+        request, {**body, key: items}, items, dict(response.headers), links, [text for _, text in pairs]
+    )
+
+
+def _pages(
+    client: HttpClient, path: str, paginator: Paginator, params: Mapping[str, Any] | None,
+    fetch: Callable[[PageRequest], Page],
+) -> Iterator[Page]:  # fmt: skip
+    """Every page in order until the paginator's stop rule says so (see :func:`paginate` for what is refused)."""
+    request = paginator.first_request(path, params or {})
+    seen: set[str] = set()
+    previous: list[Any] | None = None
+    for number in range(1, paginator.max_pages + 1):
+        seen.add(request.fingerprint())
+        page = fetch(request)
+        if page.items and page.items == previous:
+            raise _paging_error(client, path, number, "the page repeats the previous one: paging is ignored")
+        yield page
+        if not paginator.has_more(page):
+            return
+        previous, request = page.items, paginator.next_request(page)
+        if request.fingerprint() in seen:
+            raise _paging_error(client, path, number, "the next page was already fetched: paging loops")
+    raise _paging_error(
+        client, path, paginator.max_pages, "page cap reached with pages left: raise max_pages"
+    )
+
+
 def paginate(
     client: HttpClient,
     path: str,
@@ -403,23 +449,30 @@ def paginate(
             repeated the previous one (an API that ignores its paging parameter).
     """
     compiled = _compile(items_path) if items_path else None
-    request = paginator.first_request(path, params or {})
-    seen: set[str] = set()
-    previous: list[Any] | None = None
-    for number in range(1, paginator.max_pages + 1):
-        seen.add(request.fingerprint())
-        page = _fetch(client, request, headers, compiled)
-        if page.items and page.items == previous:
-            raise _paging_error(client, path, number, "the page repeats the previous one: paging is ignored")
+    for page in _pages(
+        client, path, paginator, params, lambda request: _fetch(client, request, headers, compiled)
+    ):
         yield from page.items
-        if not paginator.has_more(page):
-            return
-        previous, request = page.items, paginator.next_request(page)
-        if request.fingerprint() in seen:
-            raise _paging_error(client, path, number, "the next page was already fetched: paging loops")
-    raise _paging_error(
-        client, path, paginator.max_pages, "page cap reached with pages left: raise max_pages"
-    )
+
+
+def paginate_texts(
+    client: HttpClient,
+    path: str,
+    paginator: Paginator,
+    key: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Iterator[tuple[Any, str]]:
+    """:func:`paginate` for pages whose items are the list at top-level member ``key``: each item with its text.
+
+    The text is the item's JSON exactly as the system sent it (:func:`adapters.jsonwire.loads_items`), for a
+    journal that keeps raw payloads as received and versions them by that text.
+    """
+    for page in _pages(
+        client, path, paginator, params, lambda request: _fetch_texts(client, request, headers, key)
+    ):
+        yield from zip(page.items, page.texts or [], strict=True)
 
 
 def _paging_error(client: HttpClient, path: str, pages: int, reason: str) -> FatalRemoteError:
