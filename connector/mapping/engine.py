@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -404,6 +405,42 @@ class Mapping:
         if constant and not kind.transforms and isinstance(kind.value, str) and kind.value:
             return kind.value
         return None
+
+    def receipt_place(
+        self, raw: Any, *, system: str | None = None, catalogs: Catalogs | None = None
+    ) -> tuple[str, str | None, date] | None:
+        """Where a receipt belongs — its kind, store and business date — told without mapping it; else None.
+
+        The pull journals a receipt raw under this place and maps it later (see
+        :func:`connector.sync.pull.land_records`): only the file's ``store`` and ``business_date`` fields are
+        evaluated, without ``vars``. None when :meth:`receipt_kind` does not tell the kind, when the file needs
+        the entity set to be chosen, or when either field cannot be evaluated this way — such a payload is
+        mapped whole at once instead, and its error, if any, reported then.
+        """
+        kind = self.receipt_kind(raw, system=system)
+        if kind is None:
+            return None
+        path, spec = self._select(raw, None, system)
+        assert isinstance(spec, ReceiptSpec)
+        business_date, store = spec.fields.get("business_date"), spec.fields.get("store")
+        if business_date is None:
+            return None
+        scope = Scope(root=raw, params=self._effective[path], catalogs=catalogs or {},
+                      system=system or spec.system)  # fmt: skip
+        ev = _Evaluator(scope)
+        try:
+            day = ev.value(business_date, raw, "business_date")
+            where = ev.value(store, raw, "store") if store is not None else None
+        except (_FieldError, *_EVALUATION_ERRORS):
+            return None
+        if isinstance(day, str):
+            try:
+                day = date.fromisoformat(day)
+            except ValueError:
+                return None
+        if not isinstance(day, date) or isinstance(day, datetime) or not isinstance(where, str | None):
+            return None
+        return kind, where, day
 
     def map_many(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,38 @@ def test_receipt_kind_is_told_without_mapping_only_for_receipt_files_with_a_cons
     operation = json.loads((RAW / "crm" / "retailcrm_operations_page.json").read_text(encoding="utf-8"))
     item = operation["bonusOperations"][0]
     assert load_mapping("crm/retailcrm").receipt_kind(item, system="crm") is None  # a posting
+
+
+def test_receipt_place_is_the_mapped_receipts_store_and_business_date() -> None:
+    mapping = load_mapping("evotor/v2")
+    documents = _sandbox_documents()
+    for document in documents:
+        mapped = mapping.map(document, system="evotor")
+        assert mapping.receipt_place(document, system="evotor") == (
+            "receipt",
+            mapped.store,
+            mapped.business_date,
+        )
+    # A receipt closed at 22:30 UTC in a UTC+3 store is the next local day.
+    late = {**documents[0], "close_date": "2026-11-20T22:30:00.000+0000", "time_zone_offset": 10_800_000}
+    assert mapping.receipt_place(late, system="evotor") == ("receipt", late["store_id"], date(2026, 11, 21))
+
+
+def test_receipt_place_is_none_where_the_whole_mapping_must_decide() -> None:
+    evotor = load_mapping("evotor/v2")
+    document = _sandbox_documents()[0]
+    assert evotor.receipt_place({**document, "close_date": "yesterday"}, system="evotor") is None
+    assert evotor.receipt_place({**document, "store_id": 42}, system="evotor") is None  # not a store id
+    assert evotor.receipt_place({"type": "RETURN"}, system="evotor") is None  # no file maps it
+    receipt = json.loads(
+        (RAW / "onec" / "ut11_receipt.json").read_text(encoding="utf-8"), parse_float=Decimal
+    )
+    onec = load_mapping("onec/ut11")  # its files are told apart by the payload's odata.metadata
+    cheque = onec.map(receipt, system="onec")
+    assert onec.receipt_place(receipt, system="onec") == (
+        "Document_ЧекККМ",
+        cheque.store,
+        cheque.business_date,
+    )
+    operation = json.loads((RAW / "crm" / "retailcrm_operations_page.json").read_text(encoding="utf-8"))
+    assert load_mapping("crm/retailcrm").receipt_place(operation["bonusOperations"][0], system="crm") is None
