@@ -6,8 +6,9 @@ or retried failed item, no pull), ``--document ID`` (one document; with ``--stor
 
 Exit codes: 0 everything in scope written, 1 failed items left (how many, and the command to see them), 2 error.
 ``--format json`` prints one object: ``{"run_id", "exit_code", "failed_open", "failed_now", "partitions",
-"duration_s", "totals": {count: n}, "counts": {system: {store: {fetched, mapped, unchanged, written, skipped,
-failed}}}}``.
+"duration_s", "stages": {"pull", "map", "write"} (seconds), "totals": {count: n}, "counts": {system: {store:
+{fetched, mapped, unchanged, written, skipped, failed}}}}``. ``map`` is summed over the threads (it runs inside the
+write stage: what the pull landed is mapped by the first partition of each store's day).
 """
 
 from __future__ import annotations
@@ -57,13 +58,15 @@ def report_json(report: SyncReport) -> dict[str, object]:
         "failed_now": report.failed_now,
         "partitions": report.partitions,
         "duration_s": report.duration_s,
+        "stages": report.stages,
         "totals": {name: report.totals.get(name, 0) for name in COUNTS},
         "counts": report.counts,
     }
 
 
 def _table(report: SyncReport) -> Table:
-    table = Table(title=f"sync run {report.run_id} ({report.duration_s:.1f} s)")
+    stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in report.stages.items())
+    table = Table(title=f"sync run {report.run_id} ({report.duration_s:.1f} s: {stages})")
     table.add_column("system")
     table.add_column("store")
     for name in COUNTS:

@@ -143,11 +143,11 @@ class FailedItems:
                     FailedItem.document_id.is_(None), _same_store(store), FailedItem.system == system
                 ).with_for_update()
             ).first()
-        query = query.where(
-            FailedItem.document_system == ref.system,
-            FailedItem.document_kind == ref.kind,
-            FailedItem.document_id == ref.id,
-        )
+        query = query.where(FailedItem.document_system == ref.system, FailedItem.document_id == ref.id)
+        if not route.startswith("pull:"):
+            # A pull's item is the source document whatever kind it was journaled under: its entity (``SELL``)
+            # when it was mapped as read, its receipt kind when it was landed first.
+            query = query.where(FailedItem.document_kind == ref.kind)
         return session.scalars(query.with_for_update()).first()
 
     def attempts(self, ref: DocRef, route: str) -> int:

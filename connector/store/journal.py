@@ -29,7 +29,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Text, cast, insert, or_, select, update
+from sqlalchemy import ColumnElement, Text, bindparam, cast, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -60,6 +60,10 @@ class JournalWrite:
     Attributes:
         aliases: other kinds the same document may already be journaled under — a payload that did not map is
             journaled under its entity (``SELL``), and once mapped it is the same row (``receipt``).
+        landing: a receipt journaled raw under its place (kind, store, business date) to be mapped later
+            (:meth:`Journal.unmapped`, :meth:`Journal.set_canonical`): a row at the same version that is not
+            mapped yet is given this place again, so that the map stage finds it; its outcome stays
+            ``unchanged``.
     """
 
     kind: str
@@ -70,6 +74,7 @@ class JournalWrite:
     store: str | None = None
     business_date: date | None = None
     aliases: tuple[str, ...] = ()
+    landing: bool = False
 
 
 @dataclass
@@ -161,8 +166,8 @@ def _columns(document: Sale | Return | Posting | None) -> dict[str, Any]:
             "status": "posted" if document.status != "cancelled" else "deleted",
             "canonical": dump_posting(document),
         }
-    if document is None:
-        return {"canonical": None}
+    if document is None:  # nothing of an older version's mapping stays beside a raw payload not mapped (yet)
+        return dict.fromkeys(("occurred_at", "number", "total", "account", "canonical"))
     return {
         "store": document.store,
         "business_date": document.business_date,
@@ -174,6 +179,18 @@ def _columns(document: Sale | Return | Posting | None) -> dict[str, Any]:
         "canonical": dump_document(document),
     }
 
+
+_MAPPED_COLUMNS = (
+    "store",
+    "business_date",
+    "occurred_at",
+    "number",
+    "total",
+    "account",
+    "status",
+    "canonical",
+)
+"""The columns a canonical object fills (:func:`_columns` of a document)."""
 
 _INSERT_DEFAULTS: dict[str, Any] = {
     **dict.fromkeys(("store", "business_date", "occurred_at", "number", "total", "account", "canonical")),
@@ -276,7 +293,8 @@ class Journal:
                     )
                     outcomes.append("new")
                     continue
-                if row.version == write.version and (row.mapped or write.document is None):
+                same = row.version == write.version
+                if same and (row.mapped or (write.document is None and not write.landing)):
                     outcomes.append("unchanged")
                     continue
                 if row.pending is not None:
@@ -285,7 +303,7 @@ class Journal:
                     assert row.id is not None
                     updates.setdefault(row.id, {}).update(values)
                 row.kind, row.version, row.mapped = write.kind, write.version, write.document is not None
-                outcomes.append("changed")
+                outcomes.append("unchanged" if same and write.landing else "changed")
             if inserts:
                 # Core executemany (one statement for the page); every row names every column, as the ORM would.
                 table = JournalDocument.metadata.tables[JournalDocument.__tablename__]
@@ -365,6 +383,51 @@ class Journal:
                 for source_id, store, day in session.execute(query):
                     found.setdefault(source_id, (store, day))
         return found
+
+    def unmapped(self, system: str, store: str | None, day: date) -> list[JournalEntry]:
+        """The documents of ``system`` journaled raw under (``store``, ``day``) and not mapped, in id order.
+
+        What a pull landed (:attr:`JournalWrite.landing`) and what did not map before: the map stage of the
+        store's day maps them (:meth:`set_canonical`).
+        """
+        row = JournalDocument
+        query = (
+            select(row)
+            .where(
+                row.system == system,
+                row.store.is_(None) if store is None else row.store == store,
+                row.business_date == day,
+                or_(row.canonical.is_(None), cast(row.canonical, Text) == "null"),
+            )
+            .order_by(row.id)
+        )
+        with self._sessions() as session:
+            return [_entry(found) for found in session.scalars(query)]
+
+    def set_canonical(self, mapped: Sequence[tuple[JournalEntry, Sale | Return | Posting]]) -> None:
+        """Store what the map stage made of entries from :meth:`unmapped` (one statement for all of them).
+
+        A row is written only at the version that was mapped: one a pull has replaced meanwhile keeps its newer
+        raw payload, waiting to be mapped in turn.
+        """
+        if not mapped:
+            return
+        table = JournalDocument.metadata.tables[JournalDocument.__tablename__]
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"), table.c.version == bindparam("row_version"))
+            .values({name: bindparam(f"new_{name}") for name in _MAPPED_COLUMNS})
+        )
+        rows = [
+            {
+                "row_id": entry.id,
+                "row_version": entry.version,
+                **{f"new_{name}": value for name, value in _columns(document).items()},
+            }
+            for entry, document in mapped
+        ]
+        with self._sessions.begin() as session:
+            session.execute(statement, rows)
 
     def _row(self, session: Session, system: str, source_id: str, kind: str) -> JournalDocument | None:
         rows = session.scalars(

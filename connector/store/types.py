@@ -24,6 +24,7 @@ __all__ = [
     "Amount",
     "Id",
     "JSONDocument",
+    "JSONText",
     "UTCDateTime",
     "canonical_json",
     "json_deserializer",
@@ -110,8 +111,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable: {value!r}")
 
 
+class JSONText(str):
+    """JSON text already encoded — a raw payload exactly as its system sent it — stored in a JSON column as is.
+
+    The caller vouches that it is JSON (the adapter decoded it). SQLite keeps the text byte for byte; PostgreSQL's
+    JSONB parses it, keeping every number exact.
+    """
+
+    __slots__ = ()
+
+
 def json_serializer(value: Any) -> str:
-    """Serialize a JSON column value; Decimal becomes a string so money never passes through float."""
+    """Serialize a JSON column value; Decimal becomes a string so money never passes through float.
+
+    :class:`JSONText` goes in as it is.
+    """
+    if isinstance(value, JSONText):
+        return str(value)
     return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
 
 

@@ -18,7 +18,7 @@ import threading
 from collections import defaultdict
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from adapters.base import build_adapter
@@ -34,9 +34,13 @@ from connector.store.journal import Journal
 from connector.store.runs import Runs
 from connector.sync.failures import WaitingError, classify, excerpt, next_attempt_at
 
-__all__ = ["COUNTS", "SyncContext", "failure_for", "route_name"]
+__all__ = ["COUNTS", "STAGES", "SyncContext", "failure_for", "route_name"]
 
 COUNTS = ("fetched", "mapped", "unchanged", "written", "skipped", "failed")
+STAGES = ("pull", "map", "write")
+"""A run's stages, timed in seconds: ``pull`` reads the sources into the journal (wall time), ``map`` maps what
+the pulls landed (summed over the pool's threads: it runs inside the write stage, beside the network waits) and
+``write`` plans and pushes the partitions (wall time, the map included)."""
 _log = get_logger("connector.sync")
 
 
@@ -69,6 +73,11 @@ class SyncContext:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _write_lock: threading.RLock = field(default_factory=threading.RLock)
     _live: set[tuple[str, str]] | None = None
+    _map_locks: dict[tuple[str, str, date], threading.Lock] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    """Seconds per stage of the run (see :data:`STAGES`)."""
+    mapped_days: set[tuple[str, str, date]] = field(default_factory=set)
+    """(system, store, business date) whose landed documents this run mapped already (once per run)."""
 
     def __post_init__(self) -> None:
         sessions = self.store.sessions
@@ -166,6 +175,16 @@ class SyncContext:
             self._live.discard((route, ref.id))
         with self.writing():
             self.failures.resolve(ref, route)
+
+    def timed(self, stage: str, seconds: float) -> None:
+        """Add ``seconds`` to a stage's time."""
+        with self._lock:
+            self.stages[stage] += seconds
+
+    def map_lock(self, system: str, store: str, day: date) -> threading.Lock:
+        """The lock under which one thread of the run maps a store's day (the routes' partitions share it)."""
+        with self._lock:
+            return self._map_locks.setdefault((system, store, day), threading.Lock())
 
     def writing(self) -> AbstractContextManager[object]:
         """Hold while writing to a SQLite state database: one writer thread at a time.

@@ -40,6 +40,7 @@ from connector.sync.pull import (
     Window,
     incremental_window,
     journal_record,
+    map_unmapped,
     run_pulls,
     source_streams,
     window_bounds,
@@ -129,6 +130,8 @@ class SyncReport:
     partitions: int
     duration_s: float
     totals: dict[str, int] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage (:data:`~connector.sync.context.STAGES`): pull, map, write."""
 
     @property
     def exit_code(self) -> int:
@@ -192,8 +195,9 @@ def _run(config: ConnectorConfig, store: Store, workers: int, scope: SyncScope) 
         failed_open = ctx.failures.count_open()
         counts = ctx.plain_counts()
         ctx.runs.finish(ctx.run_id, "failed_items" if failed_open else "ok", counts)
+    stages = {stage: round(seconds, 3) for stage, seconds in ctx.stages.items()}
     return SyncReport(ctx.run_id, counts, failed_open, failed_now, partitions,
-                      round(time.monotonic() - started, 3), _totals(counts))  # fmt: skip
+                      round(time.monotonic() - started, 3), _totals(counts), stages)  # fmt: skip
 
 
 def _count_failed(ctx: SyncContext) -> int:
@@ -224,14 +228,18 @@ def _routes(ctx: SyncContext, scope: SyncScope, workers: int) -> int:
     due = ctx.failures.due(ctx.now) if scope.kind in ("incremental", "rerun_failed") else []
     if scope.kind == "rerun_failed":
         due = ctx.failures.list(states=("open", "retried"), limit=1_000_000)
+    pulling = time.monotonic()
     remapped = _remap_failed_pulls(ctx, due)
+    ctx.timed("pull", time.monotonic() - pulling)
     only = _only_documents(scope)
     processed = 0
     for group in _groups(ctx.config.routes):
         work: list[_RouteWork] = []
         for route in group:
             if route.from_ not in pulled:
+                pulling = time.monotonic()
                 pulled[route.from_] = _pull(ctx, route.from_, scope, workers)
+                ctx.timed("pull", time.monotonic() - pulling)
             pulled[route.from_].add(remapped.pop(route.from_, PullReport()))
             partitions = sorted(_partitions(route, pulled[route.from_], due, scope), key=_order)
             held = ctx.failures.held(route_name(route), ctx.now, parked=scope.kind == "incremental")
@@ -241,10 +249,12 @@ def _routes(ctx: SyncContext, scope: SyncScope, workers: int) -> int:
             ((item, partition) for item in work for partition in item.partitions),
             key=lambda job: (-_REQUESTS_PER_DOCUMENT[job[0].route.write], _order(job[1])),
         )
+        writing = time.monotonic()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
             processed += sum(pool.map(partial(_job, ctx, only), jobs))
         for item in work:
             _second_pass(ctx, item.route, item.partitions, item.held, only, item.returns)
+        ctx.timed("write", time.monotonic() - writing)
     if scope.kind == "incremental":
         _advance(ctx, pulled.values())
     return processed
@@ -435,6 +445,8 @@ def _partition(
     with partition_lock(ctx.store, partition.name) as mine:
         if not mine:
             return 0
+        if partition.store:  # what the pull landed for this store's day is mapped first (once per run)
+            map_unmapped(ctx, route.from_, partition.store, partition.day)
         stores = [partition.store] if partition.store else None
         entries = [
             entry

@@ -3,12 +3,23 @@
 A stream is (system, stream, store): ``documents`` of each store of a till or 1C system, ``operations`` of a
 CRM ledger (store ``""``). An incremental pull reads ``[watermark − lookback, now)`` — the lookback catches late
 till uploads and back-dated 1C documents; the engine moves the watermark to ``now`` only once the run has
-written every route of the window (see :func:`connector.sync.engine.run_sync`). A record's version is 1C's ``DataVersion`` or, where a system has none (Evotor), the hash
-of its raw payload; an unchanged version is not mapped again.
+written every route of the window (see :func:`connector.sync.engine.run_sync`). A record's version is 1C's
+``DataVersion`` or, where a system has none (Evotor), the SHA-256 of its raw payload as sent; an unchanged version
+is not mapped again.
 
-A record that does not map is journaled raw and parked as a permanent failed item naming the system, the
-document and the field; the rest of the batch goes on. 1C documents marked for deletion are journaled with
-status ``deleted``, unposted ones ``draft``.
+**Landing, then mapping.** A receipt whose adapter hands over its JSON text as sent (Evotor's pages) and whose
+place — kind, store, business date — the mapping tells from two fields (:meth:`Mapping.receipt_place`) is
+*landed*: journaled raw, exactly as received, under that place, without being mapped (:func:`land_records`).
+It is mapped later by :func:`map_unmapped`, one (store, business date) at a time: in a sync, by the first
+partition of that store's day, on the pool where the writes wait on the network; in :func:`pull_window`, right
+after the reads. So a pull costs about what downloading costs, a mapping error never costs a re-download (the
+raw form is journaled before anything can fail), and a document whose mapping was fixed maps again from the
+journal. Everything else — ledger operations, 1C documents (their adapter decodes OData itself), a receipt whose
+place cannot be told — is mapped as it is read (:func:`journal_records`).
+
+A record that does not map is kept raw and parked as a permanent failed item naming the system, the document and
+the field; the rest of the batch goes on. 1C documents marked for deletion are journaled with status ``deleted``,
+unposted ones ``draft``.
 
 :func:`pull_window` is the fresh read the reconciliation uses: it refreshes the journal for a window of business
 dates without moving any watermark and without writing to any other system.
@@ -16,12 +27,15 @@ dates without moving any watermark and without writing to any other system.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
+from time import monotonic
+from typing import Any
 
 from adapters.base import RawRecord
 from connector.categories import with_categories
@@ -30,8 +44,9 @@ from connector.errors import ConnectorError, MappingError
 from connector.logs import get_logger
 from connector.model import DocRef, Posting, Return, Sale
 from connector.store import Store, open_store
-from connector.store.journal import JournalWrite, raw_version
+from connector.store.journal import JournalEntry, JournalWrite, raw_version
 from connector.store.tables import utc_now
+from connector.store.types import JSONText
 from connector.sync.context import SyncContext, failure_for
 from connector.sync.locks import partition_lock
 
@@ -42,6 +57,9 @@ __all__ = [
     "incremental_window",
     "journal_record",
     "journal_records",
+    "land_records",
+    "map_days",
+    "map_unmapped",
     "pull_stream",
     "pull_window",
     "run_pulls",
@@ -151,7 +169,7 @@ def journal_records(ctx: SyncContext, records: Sequence[RawRecord], report: Pull
     for record in records:
         by_system.setdefault(record.system, []).append(record)
     for system, group in by_system.items():
-        versions = [record.version or raw_version(record.payload) for record in group]
+        versions = [_version(record) for record in group]
         known = _unchanged(ctx, system, group, versions)
         chunk = [_map(ctx, record, version) for record, version in zip(group, versions, strict=True)
                  if record.id not in known]  # fmt: skip
@@ -160,6 +178,116 @@ def journal_records(ctx: SyncContext, records: Sequence[RawRecord], report: Pull
             outcomes = ctx.journal.upsert_many(system, [_write(item) for item in chunk])
         _account(ctx, system, chunk, outcomes, report)
         _account_unchanged(ctx, system, [record for record in group if record.id in known], known, report)
+
+
+def _version(record: RawRecord) -> str:
+    """The source's version, else the SHA-256 of the payload's text as sent (else of its canonical JSON)."""
+    if record.version:
+        return record.version
+    if record.text is not None:
+        return hashlib.sha256(record.text.encode()).hexdigest()
+    return raw_version(record.payload)
+
+
+def _raw(record: RawRecord) -> Any:
+    """What the journal keeps as the raw form: the text as sent where the adapter has it."""
+    return JSONText(record.text) if record.text is not None else record.payload
+
+
+def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullReport) -> None:
+    """Journal a chunk: receipts whose place the mapping tells are landed raw, the rest mapped at once.
+
+    A landed receipt is journaled exactly as sent under its kind, store and business date, with no canonical
+    form: :func:`map_unmapped` maps it. A re-read at the same version leaves a mapped row alone and gives one that
+    waits (or did not map before) its place again. One transaction per system for the landed part.
+    """
+    by_system: dict[str, list[RawRecord]] = {}
+    for record in records:
+        by_system.setdefault(record.system, []).append(record)
+    for system, group in by_system.items():
+        mapping, catalogs = ctx.mapping(system), ctx.catalogs(system)
+        writes: list[JournalWrite] = []
+        rest: list[RawRecord] = []
+        for record in group:
+            place = (
+                mapping.receipt_place(record.payload, system=system, catalogs=catalogs)
+                if record.text is not None
+                else None
+            )
+            if place is None:
+                rest.append(record)
+                continue
+            kind, store, day = place
+            writes.append(JournalWrite(kind, record.id, _version(record), _raw(record), None,
+                                       store=store or record.store, business_date=day, aliases=(record.entity,),
+                                       landing=True))  # fmt: skip
+        if writes:
+            with ctx.writing():
+                outcomes = ctx.journal.upsert_many(system, writes)
+            counts: Counter[str] = Counter()
+            for write, outcome in zip(writes, outcomes, strict=True):
+                assert write.business_date is not None
+                setattr(report, outcome, getattr(report, outcome) + 1)
+                report.days.add((write.store or "", write.business_date))
+                if outcome == "unchanged":
+                    counts[write.store or ""] += 1
+            for store_id, by in counts.items():
+                ctx.count(system, store_id, "unchanged", by)
+        if rest:
+            journal_records(ctx, rest, report)
+
+
+def map_unmapped(
+    ctx: SyncContext, system: str, store: str, day: date, report: PullReport | None = None
+) -> int:
+    """Map what waits in the journal for one store's business day; returns how many mapped.
+
+    Each mapped document's canonical form is stored beside its raw one (at the version mapped: a newer landing
+    meanwhile waits for the next pass); one that does not map stays raw and is parked as a permanent failed item
+    naming the field, and one that maps now resolves its item. A run maps a store's day once: the routes'
+    partitions of that day wait for the first, then go on (a document that did not map is tried again by the next
+    run that reads it, as one mapped at once would be).
+    """
+    with ctx.map_lock(system, store, day):
+        if (system, store, day) in ctx.mapped_days:
+            return 0
+        ctx.mapped_days.add((system, store, day))
+        started = monotonic()
+        try:
+            return _map_entries(ctx, system, store, day, report if report is not None else PullReport())
+        finally:
+            ctx.timed("map", monotonic() - started)
+
+
+def _map_entries(ctx: SyncContext, system: str, store: str, day: date, report: PullReport) -> int:
+    entries = ctx.journal.unmapped(system, store, day)
+    if not entries:
+        return 0
+    mapped: list[tuple[JournalEntry, Sale | Return | Posting]] = []
+    for entry in entries:
+        record = RawRecord(system, entry.ref.kind, entry.ref.id, entry.version, entry.store, entry.raw)
+        item = _map(ctx, record, entry.version or "")
+        if item.document is None:
+            assert item.error is not None
+            _park_unmapped(ctx, record, item.error, report, day)
+        else:
+            mapped.append((entry, item.document))
+    with ctx.writing():
+        ctx.journal.set_canonical(mapped)
+    for entry, _ in mapped:
+        ctx.resolve(entry.ref, f"pull:{system}")
+    if mapped:
+        ctx.count(system, store, "mapped", len(mapped))
+    return len(mapped)
+
+
+def map_days(ctx: SyncContext, system: str, report: PullReport) -> int:
+    """:func:`map_unmapped` for each (store, business date) a pull touched; returns how many mapped.
+
+    Documents that do not map are added to ``report.failed``.
+    """
+    wanted = sorted({(store, day) for store, day in report.days if store})
+    return sum(map_unmapped(ctx, system, store, day, report) for store, day in wanted)
 
 
 def _unchanged(
@@ -211,9 +339,9 @@ def _map(ctx: SyncContext, record: RawRecord, version: str) -> _Mapped:
 def _write(item: _Mapped) -> JournalWrite:
     record, document = item.record, item.document
     if document is None:
-        return JournalWrite(record.entity, record.id, item.version, record.payload, None, store=record.store)
+        return JournalWrite(record.entity, record.id, item.version, _raw(record), None, store=record.store)
     kind = document.ref.kind if document.ref is not None else record.entity
-    return JournalWrite(kind, record.id, item.version, record.payload, document, store=item.place,
+    return JournalWrite(kind, record.id, item.version, _raw(record), document, store=item.place,
                         business_date=item.day, aliases=(record.entity,))  # fmt: skip
 
 
@@ -240,10 +368,12 @@ def _account(
         ctx.count(system, store, name, by)
 
 
-def _park_unmapped(ctx: SyncContext, record: RawRecord, error: MappingError, report: PullReport) -> None:
+def _park_unmapped(
+    ctx: SyncContext, record: RawRecord, error: MappingError, report: PullReport, day: date | None = None
+) -> None:
     ref = DocRef(system=record.system, kind=record.entity, id=record.id)
     failure = failure_for(record.system, f"pull:{record.system}", error, document=ref, store=record.store,
-                          payload=record.payload)  # fmt: skip
+                          business_date=day, payload=record.payload)  # fmt: skip
     ctx.fail(failure, error)
     report.failed += 1
 
@@ -281,7 +411,7 @@ def pull_stream(ctx: SyncContext, window: Window, *, advance: bool) -> PullRepor
         for chunk in _chunks(_records(ctx, window), CHUNK):
             report.fetched += len(chunk)
             ctx.count(window.system, window.store, "fetched", len(chunk))
-            journal_records(ctx, chunk, report)
+            land_records(ctx, chunk, report)
         if advance:
             with ctx.writing():
                 ctx.cursors.advance(window.system, window.stream, window.store, window.until)
@@ -346,8 +476,8 @@ def pull_window(
 ) -> PullReport:
     """Refresh the journal for business dates ``[date_from, date_to]`` of one system; write nowhere else.
 
-    The reconciliation calls this for fresh reads before comparing: it moves no watermark, and a record that
-    does not map is parked as a failed item like in a sync. Read the result with
+    The reconciliation calls this for fresh reads before comparing: it moves no watermark, maps what it landed
+    before returning, and a record that does not map is parked as a failed item like in a sync. Read the result with
     :meth:`connector.store.journal.Journal.documents_in_window`.
 
     Args:
@@ -370,7 +500,9 @@ def pull_window(
         windows = [
             Window(system, stream, s, since, until) for stream, s in source_streams(ctx, system, stores)
         ]
-        return run_pulls(ctx, windows, advance=False, workers=workers or config.sync.workers)
+        report = run_pulls(ctx, windows, advance=False, workers=workers or config.sync.workers)
+        map_days(ctx, system, report)
+        return report
     finally:
         if store is None:
             opened.close()

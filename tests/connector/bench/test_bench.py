@@ -34,9 +34,14 @@ def _number(value: Any) -> bool:
 def test_bench_sync_json_counts_requests_per_write(run_cli: Callable[..., Any]) -> None:
     data = _json(run_cli, "bench", "sync", "--receipts", "35", "--stores", "1", "--latency-ms", "5",
                  "--workers", "2", "--json")  # fmt: skip
-    for name in ("receipts", "ours_s", "baseline_s", "ratio", "peak_rss_mb", "sync_s"):
+    for name in ("receipts", "ours_s", "baseline_s", "ratio", "peak_rss_mb", "sync_s", "map_s", "write_s",
+                 "pull_map_s"):  # fmt: skip
         assert _number(data[name]), name
     assert data["receipts"] >= 35
+    # The pull stage and the write stage (the map inside it) are parts of the sync's time.
+    assert data["ours_s"] + data["write_s"] <= data["sync_s"] + 1e-3
+    assert 0 < data["map_s"] <= data["write_s"] * data["workers"] + 1e-3
+    assert data["pull_map_ratio"] == pytest.approx(data["pull_map_s"] / data["baseline_s"], rel=1e-3)
     assert data["documents_downloaded"] == data["documents_pulled"] == data["receipts"]
     assert data["ratio"] == pytest.approx(data["ours_s"] / data["baseline_s"], rel=1e-3)
     assert set(data["requests_per_write"]) == set(API_MINIMUM) == {"crm", "onec"}

@@ -30,7 +30,12 @@ def test_sync_exits_0_when_everything_was_written_and_prints_json(run_cli: Cli, 
         assert report["totals"]["written"] >= len(sw.crm_keys) + len(sw.receipt_keys)
         assert set(report["counts"]) == {"evotor", "crm", "onec"}
         assert set(report) == {"run_id", "exit_code", "failed_open", "failed_now", "partitions", "duration_s",
-                               "totals", "counts"}  # fmt: skip
+                               "stages", "totals", "counts"}  # fmt: skip
+        stages = report["stages"]
+        assert set(stages) == {"pull", "map", "write"}
+        assert stages["pull"] > 0 and stages["map"] > 0  # the receipts were landed, then mapped
+        assert stages["pull"] + stages["write"] <= report["duration_s"]
+        assert report["totals"]["mapped"] >= len(sw.world.receipts)
 
 
 def test_sync_exits_1_and_says_how_many_failed_and_where_to_look(

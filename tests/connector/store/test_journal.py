@@ -10,7 +10,7 @@ from typing import Any
 from connector.model import DocRef, Return, Sale
 from connector.store import Store
 from connector.store.journal import Journal, JournalWrite, raw_version
-from connector.store.types import canonical_json
+from connector.store.types import JSONText, canonical_json
 
 PHONE = "+79161234567"
 
@@ -210,3 +210,62 @@ def test_unchanged_tells_which_documents_an_upsert_would_leave_alone_with_their_
     ]
     assert journal.unchanged("evotor", checks) == {"same": ("store-7", date(2026, 11, 19))}
     assert journal.unchanged("onec", checks) == {}
+
+
+def _landing(
+    doc_id: str, text: str, *, store: str = "store-1", day: date = date(2026, 11, 20)
+) -> JournalWrite:
+    return JournalWrite("receipt", doc_id, hashlib.sha256(text.encode()).hexdigest(), JSONText(text), None,
+                        store=store, business_date=day, aliases=("SELL",), landing=True)  # fmt: skip
+
+
+def test_a_landed_receipt_keeps_its_text_waits_unmapped_under_its_place_and_is_mapped_in_place(
+    store: Store,
+) -> None:
+    journal = Journal(store.sessions)
+    text = '{"id": "l-1", "type": "SELL", "sum": 1000.10}'
+    assert journal.upsert_many("evotor", [_landing("l-1", text)]) == ["new"]
+    [waiting] = journal.unmapped("evotor", "store-1", date(2026, 11, 20))
+    assert (waiting.ref.id, waiting.canonical, waiting.occurred_at) == ("l-1", None, None)
+    assert waiting.raw == {"id": "l-1", "type": "SELL", "sum": Decimal("1000.10")}  # exact, never a float
+    assert journal.unmapped("evotor", "store-1", date(2026, 11, 21)) == []
+    assert journal.unmapped("evotor", "store-2", date(2026, 11, 20)) == []
+    # A re-read of the same text while it waits: unchanged, still waiting.
+    assert journal.upsert_many("evotor", [_landing("l-1", text)]) == ["unchanged"]
+    journal.set_canonical([(waiting, _doc("l-1", total="1000.10"))])
+    assert journal.unmapped("evotor", "store-1", date(2026, 11, 20)) == []
+    entry = journal.get(DocRef(system="evotor", kind="receipt", id="l-1"))
+    assert entry is not None
+    assert (entry.total, entry.account, entry.occurred_at) == (
+        Decimal("1000.10"),
+        PHONE,
+        datetime.fromisoformat("2026-11-20T12:00:00+03:00"),
+    )
+    assert journal.upsert_many("evotor", [_landing("l-1", text)]) == ["unchanged"]  # mapped: left alone
+    # A new version replaces the raw form and forgets the older mapping until it is mapped again.
+    assert journal.upsert_many("evotor", [_landing("l-1", text.replace("1000.10", "900"))]) == ["changed"]
+    [again] = journal.unmapped("evotor", "store-1", date(2026, 11, 20))
+    assert (again.canonical, again.total, again.account, again.raw["sum"]) == (None, None, None, 900)
+
+
+def test_set_canonical_leaves_a_row_a_pull_replaced_meanwhile(store: Store) -> None:
+    journal = Journal(store.sessions)
+    journal.upsert_many("evotor", [_landing("l-2", '{"id": "l-2", "v": 1}')])
+    [stale] = journal.unmapped("evotor", "store-1", date(2026, 11, 20))
+    journal.upsert_many("evotor", [_landing("l-2", '{"id": "l-2", "v": 2}')])  # a newer version landed
+    journal.set_canonical([(stale, _doc("l-2"))])
+    [waiting] = journal.unmapped("evotor", "store-1", date(2026, 11, 20))
+    assert waiting.raw == {"id": "l-2", "v": 2}
+
+
+def test_a_landing_gives_a_row_that_did_not_map_its_place_so_the_map_stage_finds_it(store: Store) -> None:
+    journal = Journal(store.sessions)
+    text = '{"id": "l-3", "type": "SELL"}'
+    version = hashlib.sha256(text.encode()).hexdigest()
+    journal.upsert("evotor", "SELL", "l-3", version=version, raw={"id": "l-3", "type": "SELL"}, document=None,
+                   store="store-1")  # fmt: skip
+    assert journal.unmapped("evotor", "store-1", date(2026, 11, 20)) == []  # no business date: no place
+    assert journal.upsert_many("evotor", [_landing("l-3", text)]) == ["unchanged"]
+    [waiting] = journal.unmapped("evotor", "store-1", date(2026, 11, 20))
+    assert waiting.ref == DocRef(system="evotor", kind="receipt", id="l-3")
+    assert [entry.ref.kind for entry in journal.find("l-3")] == ["receipt"]

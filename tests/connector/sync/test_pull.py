@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from adapters.base import build_adapter
 from connector.mapping import Mapping
 from connector.store import open_store
 from connector.store.failures import FailedItems
 from connector.store.journal import Journal
 from connector.sync import pull, pull_window
+from connector.sync.pull import window_bounds
 from tests.connector.sync.conftest import SyncWorld, start_world
 
 
@@ -60,10 +65,11 @@ def test_a_chunk_with_a_bad_record_journals_it_raw_parks_it_and_maps_the_rest(
         report = pull_window(sw.config, None, "evotor", first, last, workers=2)
 
         receipts = len(sw.world.receipts)  # the malformed one included
-        assert (report.fetched, report.new, report.changed, report.failed) == (receipts, receipts - 1, 0, 1)
-        journal = _journal(sw)  # the mapped documents (a raw payload has no business date)
-        assert len(journal) == receipts - 1
-        assert all(row[0] == "receipt" and row[4] is not None for row in journal.values())
+        # Every receipt is landed (journaled raw under its place), then mapped: one does not map.
+        assert (report.fetched, report.new, report.changed, report.failed) == (receipts, receipts, 0, 1)
+        journal = _journal(sw)
+        assert len(journal) == receipts
+        assert all(row[0] == "receipt" for row in journal.values())
         assert report.days == {(row[2], row[3]) for row in journal.values()}
         with open_store(sw.config.state) as store:
             [item] = FailedItems(store.sessions).list()
@@ -71,15 +77,33 @@ def test_a_chunk_with_a_bad_record_journals_it_raw_parks_it_and_maps_the_rest(
         assert (item.system, item.route) == ("evotor", "pull:evotor")
         assert "customer.phone" in item.error
         assert (raw.canonical, raw.raw["id"], raw.store) == (None, raw.ref.id, item.store)
-        assert raw.ref.kind in ("SELL", "PAYBACK")  # journaled raw under its entity
-        assert raw.ref.id not in journal
+        assert (raw.ref.kind, raw.business_date) == ("receipt", item.business_date)
+        assert raw.business_date is not None
+        assert [doc for doc, row in journal.items() if row[4] is None] == [raw.ref.id]
 
         mapped = _count_mapped(monkeypatch)
         again = pull_window(sw.config, None, "evotor", first, last, workers=2)
-        assert (again.new, again.changed, again.unchanged, again.failed) == (0, 0, receipts - 1, 1)
+        assert (again.new, again.changed, again.unchanged, again.failed) == (0, 0, receipts, 1)
         assert again.days == report.days
         assert mapped == [raw.ref.id]  # the unchanged ones are not mapped again; the unmapped one is
         assert _journal(sw) == journal
+
+
+def test_a_landed_receipt_keeps_the_text_evotor_sent_and_is_versioned_by_it(tmp_path: Path) -> None:
+    for sw in start_world(tmp_path):
+        first, last = _window(sw)
+        pull_window(sw.config, None, "evotor", first, last, workers=1)
+        with open_store(sw.config.state) as store:
+            entries = Journal(store.sessions).documents_in_window("evotor", None, first, last)
+        adapter = build_adapter("evotor", sw.config.systems["evotor"])
+        store_id = entries[0].store or ""
+        sent = {record.id: record.text for record in adapter.documents(store_id, *window_bounds(first, last))}
+        for entry in (entry for entry in entries if entry.store == store_id):
+            text = sent[entry.ref.id]
+            assert text is not None
+            assert entry.version == hashlib.sha256(text.encode()).hexdigest()
+            assert entry.raw == json.loads(text, parse_float=Decimal)
+            assert entry.canonical is not None and entry.canonical["ref"]["id"] == entry.ref.id
 
 
 def test_the_journal_is_the_same_whatever_the_chunk_size(
