@@ -394,8 +394,15 @@ class Mapping:
         shipped one) tells it; for anything else — a posting, a computed kind, no or several matching files —
         the answer is None and the payload has to be mapped.
         """
+        found = self._constant_kind(raw, entity, system)
+        return None if found is None else found[0]
+
+    def _constant_kind(
+        self, raw: Any, entity: str | None, system: str | None
+    ) -> tuple[str, Path, ReceiptSpec] | None:
+        """The constant receipt kind of the file that maps ``raw``, with that file; None when not told."""
         try:
-            _, spec = self._select(raw, entity, system)
+            path, spec = self._select(raw, entity, system)
         except MappingError:
             return None
         if not isinstance(spec, ReceiptSpec):
@@ -403,7 +410,7 @@ class Mapping:
         kind = spec.ref.kind
         constant = kind.path is None and kind.template is None and kind.first is None and kind.cases is None
         if constant and not kind.transforms and isinstance(kind.value, str) and kind.value:
-            return kind.value
+            return kind.value, path, spec
         return None
 
     def receipt_place(
@@ -417,11 +424,10 @@ class Mapping:
         the entity set to be chosen, or when either field cannot be evaluated this way — such a payload is
         mapped whole at once instead, and its error, if any, reported then.
         """
-        kind = self.receipt_kind(raw, system=system)
-        if kind is None:
+        found = self._constant_kind(raw, None, system)
+        if found is None:
             return None
-        path, spec = self._select(raw, None, system)
-        assert isinstance(spec, ReceiptSpec)
+        kind, path, spec = found
         business_date, store = spec.fields.get("business_date"), spec.fields.get("store")
         if business_date is None:
             return None

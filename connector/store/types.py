@@ -37,8 +37,9 @@ _MINOR_UNITS = 2
 Id: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
 """Surrogate primary keys: BIGINT, but INTEGER on SQLite so that it aliases the auto-incrementing rowid."""
 
-JSONDocument: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
-"""A JSON value; JSONB on PostgreSQL so it can be indexed and compared later."""
+JSONDocument: TypeEngine[Any] = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+"""A JSON value; JSONB on PostgreSQL so it can be indexed and compared later. Python ``None`` is SQL NULL (not the
+JSON value ``null``): ``IS NULL`` tells a missing value, e.g. a payload not mapped (migration 0003)."""
 
 
 class Amount(TypeDecorator[Decimal]):

@@ -63,7 +63,7 @@ def test_downgrade_to_nothing_and_back(state_url: str) -> None:
             connection.commit()
         assert set(inspect(store.engine).get_table_names()) == {"alembic_version"}
         assert current_revision(store.engine) is None
-        assert upgrade(store.engine) == "0002"
+        assert upgrade(store.engine) == SCHEMA_REVISION
         assert "postings" in inspect(store.engine).get_table_names()
 
 
@@ -81,11 +81,36 @@ def test_a_0001_database_upgrades_with_its_journal_and_gains_the_source_id_index
             )
             connection.commit()
         assert current_revision(engine) == "0001"
-        assert upgrade(engine) == "0002"
+        assert upgrade(engine) == SCHEMA_REVISION
         indexes = {tuple(index["column_names"]) for index in inspect(engine).get_indexes("documents")}
         assert ("system", "source_id") in indexes
         with engine.connect() as connection:
             assert connection.execute(text("SELECT source_id FROM documents")).scalars().all() == ["r-1"]
+    finally:
+        engine.dispose()
+
+
+def test_a_0002_database_upgrades_with_unmapped_payloads_turned_to_sql_null(state_url: str) -> None:
+    engine = make_engine(state_url)
+    try:
+        with engine.connect() as connection:
+            command.upgrade(alembic_config(connection), "0002")
+            for source_id, canonical in (("unmapped", "null"), ("mapped", '{"type": "sale"}')):
+                connection.execute(
+                    text(
+                        "INSERT INTO documents (system, kind, source_id, status, version, raw, canonical,"
+                        " business_date, first_seen_at, last_seen_at) VALUES ('evotor', 'receipt', :id, 'posted',"
+                        " 'v1', '{}', :canonical, '2026-11-01', '2026-11-01 10:00:00', '2026-11-01 10:00:00')"
+                    ),
+                    {"id": source_id, "canonical": canonical},
+                )
+            connection.commit()
+        assert upgrade(engine) == "0003"
+        with engine.connect() as connection:
+            found = connection.execute(
+                text("SELECT source_id FROM documents WHERE canonical IS NOT NULL")
+            ).scalars()
+            assert list(found) == ["mapped"]
     finally:
         engine.dispose()
 
@@ -98,7 +123,7 @@ def test_migrations_run_from_any_directory(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     engine = make_engine(f"sqlite:///{tmp_path / 'elsewhere.db'}")
     try:
-        assert upgrade(engine) == "0002"
+        assert upgrade(engine) == SCHEMA_REVISION
     finally:
         engine.dispose()
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()

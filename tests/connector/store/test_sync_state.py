@@ -61,6 +61,25 @@ def test_a_second_failure_of_the_same_document_and_route_counts_an_attempt(store
     assert items.count_open() == 1
 
 
+def test_a_pulls_item_is_the_source_document_whatever_kind_it_was_journaled_under(store: Store) -> None:
+    items = FailedItems(store.sessions)
+    as_read = DocRef(
+        system="evotor", kind="SELL", id="d-1"
+    )  # mapped as it was read: journaled under its entity
+    parked = items.park(Failure(system="evotor", route="pull:evotor", error_kind="permanent", error="MappingError",
+                                document=as_read, store="s-1"), None)  # fmt: skip
+    # Landed later and mapped under its receipt kind: the same document, the same item.
+    again = items.park(Failure(system="evotor", route="pull:evotor", error_kind="permanent", error="MappingError",
+                               document=DOC, store="s-1"), None)  # fmt: skip
+    assert (again.id, again.attempts) == (parked.id, 2)
+    items.resolve(DOC, "pull:evotor")
+    assert items.get(parked.id).state == "resolved"
+    # A route's item stays the document of that kind.
+    items.park(_failure(kind="permanent", document=as_read), None)
+    items.resolve(DOC, ROUTE)
+    assert items.count_open() == 1
+
+
 def test_held_and_due_follow_kind_backoff_and_skips(store: Store) -> None:
     items = FailedItems(store.sessions)
     waiting = items.park(_failure(due=NOW + timedelta(minutes=5)), None)

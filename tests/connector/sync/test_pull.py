@@ -103,7 +103,8 @@ def test_a_landed_receipt_keeps_the_text_evotor_sent_and_is_versioned_by_it(tmp_
             assert text is not None
             assert entry.version == hashlib.sha256(text.encode()).hexdigest()
             assert entry.raw == json.loads(text, parse_float=Decimal)
-            assert entry.canonical is not None and entry.canonical["ref"]["id"] == entry.ref.id
+            assert entry.canonical is not None
+            assert entry.canonical["ref"]["id"] == entry.ref.id
 
 
 def test_the_journal_is_the_same_whatever_the_chunk_size(
