@@ -213,13 +213,16 @@ class EvotorAdapter:
 
     def document(self, store: str, document_id: str) -> RawRecord:
         """One document by id (``GET /stores/{store}/documents/{id}``), e.g. after a receipts webhook."""
-        item = self.client.get_json(f"stores/{store}/documents/{document_id}")
+        response = self.client.request("GET", f"stores/{store}/documents/{document_id}")
+        ok = 200 <= response.status_code < 300 and bool(response.content)
+        item = self.client.parse_json(response) if ok else None
         if not isinstance(item, dict):
             raise FatalRemoteError(
                 "the document is not a JSON object", system=self.system, document=document_id
             )
+        # The body as sent, as a page's item is kept: the same document gets the same version either way.
         return RawRecord(self.system, str(item.get("type")), _document_id(item, self.system, store, 0), None,
-                         store, item)  # fmt: skip
+                         store, item, response.content.decode("utf-8"))  # fmt: skip
 
     def _list(self, path: str, params: Mapping[str, Any]) -> Iterator[Any]:
         return paginate(self.client, path, self._paginator(), "items", params=params)

@@ -194,6 +194,20 @@ def test_single_document_by_id(mocked: responses.RequestsMock) -> None:
     evotor, _ = adapter()
     record = evotor.document(STORE, "doc-9")
     assert (record.entity, record.id, record.store) == ("PAYBACK", "doc-9", STORE)
+    assert record.text is not None
+    assert json.loads(record.text) == doc(9, "PAYBACK")  # the body as sent, kept for the journal
+
+
+def test_a_document_reads_the_same_text_alone_as_in_its_page(mocked: responses.RequestsMock) -> None:
+    body = b'{"items": [{"id": "doc-1", "type": "SELL", "sum": 10.50}], "paging": {}}'
+    mocked.get(DOCS, body=body, content_type="application/json")
+    mocked.get(f"{DOCS}/doc-1", body=b'{"id": "doc-1", "type": "SELL", "sum": 10.50}',
+               content_type="application/json")  # fmt: skip
+    evotor, _ = adapter()
+    [listed] = evotor.documents(STORE, SINCE, UNTIL)
+    alone = evotor.document(STORE, "doc-1")
+    assert listed.text == alone.text == '{"id": "doc-1", "type": "SELL", "sum": 10.50}'
+    assert listed.payload == alone.payload == {"id": "doc-1", "type": "SELL", "sum": Decimal("10.50")}
 
 
 # -- webhooks --

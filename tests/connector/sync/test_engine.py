@@ -19,7 +19,7 @@ from connector.store import open_store
 from connector.store.cursors import Cursors
 from connector.store.failures import FailedItems
 from connector.store.runs import Runs
-from connector.sync import SyncScope, run_sync
+from connector.sync import SyncScope, pull_window, run_sync
 from connector.sync.engine import _groups
 from connector.sync.locks import partition_lock
 from tests.connector.sync.conftest import SyncWorld, start_world
@@ -199,10 +199,16 @@ def test_a_backfill_moves_no_watermark_and_an_incremental_sync_does(synced_world
 def test_sync_document_writes_that_document_only(synced_world: SyncWorld) -> None:
     sw = synced_world
     receipt = next(r for r in sw.world.receipts if r.kind == "sale")
+    days = sorted({r.business_date for r in sw.world.receipts})
+    pull_window(sw.config, None, "evotor", days[0], days[-1])  # journaled from its page, nothing written
     report = run_sync(sw.config, scope=SyncScope(document=receipt.id, stores=(receipt.store_id,)))
     assert report.exit_code == 0
     _, receipts, _ = _written(sw.base_url)
     assert set(receipts) == {f"onec:evotor:{receipt.id}:sale"}
+    # Fetched alone, the document has the version its page gave it: unchanged, not mapped again.
+    assert report.counts["evotor"][receipt.store_id]["fetched"] == 1
+    assert report.counts["evotor"][receipt.store_id]["unchanged"] == 1
+    assert report.counts["evotor"][receipt.store_id]["mapped"] == 0
 
 
 @pytest.mark.postgres
