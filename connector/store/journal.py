@@ -29,7 +29,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Text, bindparam, cast, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -345,7 +345,9 @@ class Journal:
         kinds = sorted({kind for write in writes for kind in (write.kind, *write.aliases)})
         wanted = list(dict.fromkeys(write.source_id for write in writes))
         row = JournalDocument
-        mapped = cast(row.canonical, Text)  # the text, not decoded: JSON null means not mapped
+        mapped = row.canonical.is_not(
+            None
+        )  # not decoded: only whether it is mapped (SQL NULL, migration 0003)
         known: dict[str, list[_Known]] = {}
         for start in range(0, len(wanted), _IN_CHUNK):
             query = (
@@ -359,10 +361,8 @@ class Journal:
             )
             if lock:
                 query = query.with_for_update()
-            for id_, kind, source_id, version, canonical, store, day in session.execute(query):
-                entry = _Known(
-                    kind, version, canonical not in (None, "null"), id=id_, store=store, business_date=day
-                )
+            for id_, kind, source_id, version, is_mapped, store, day in session.execute(query):
+                entry = _Known(kind, version, bool(is_mapped), id=id_, store=store, business_date=day)
                 known.setdefault(source_id, []).append(entry)
         return known
 
@@ -397,7 +397,7 @@ class Journal:
                 row.system == system,
                 row.store.is_(None) if store is None else row.store == store,
                 row.business_date == day,
-                or_(row.canonical.is_(None), cast(row.canonical, Text) == "null"),
+                row.canonical.is_(None),
             )
             .order_by(row.id)
         )

@@ -165,10 +165,7 @@ def journal_records(ctx: SyncContext, records: Sequence[RawRecord], report: Pull
     and parked as a permanent failed item naming the system, the document and the field; the rest of the chunk
     goes on. The journal is written before any failed item is parked or resolved.
     """
-    by_system: dict[str, list[RawRecord]] = {}
-    for record in records:
-        by_system.setdefault(record.system, []).append(record)
-    for system, group in by_system.items():
+    for system, group in _by_system(records).items():
         versions = [_version(record) for record in group]
         known = _unchanged(ctx, system, group, versions)
         chunk = [_map(ctx, record, version) for record, version in zip(group, versions, strict=True)
@@ -178,6 +175,13 @@ def journal_records(ctx: SyncContext, records: Sequence[RawRecord], report: Pull
             outcomes = ctx.journal.upsert_many(system, [_write(item) for item in chunk])
         _account(ctx, system, chunk, outcomes, report)
         _account_unchanged(ctx, system, [record for record in group if record.id in known], known, report)
+
+
+def _by_system(records: Iterable[RawRecord]) -> dict[str, list[RawRecord]]:
+    by_system: dict[str, list[RawRecord]] = {}
+    for record in records:
+        by_system.setdefault(record.system, []).append(record)
+    return by_system
 
 
 def _version(record: RawRecord) -> str:
@@ -201,10 +205,7 @@ def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullRep
     form: :func:`map_unmapped` maps it. A re-read at the same version leaves a mapped row alone and gives one that
     waits (or did not map before) its place again. One transaction per system for the landed part.
     """
-    by_system: dict[str, list[RawRecord]] = {}
-    for record in records:
-        by_system.setdefault(record.system, []).append(record)
-    for system, group in by_system.items():
+    for system, group in _by_system(records).items():
         mapping, catalogs = ctx.mapping(system), ctx.catalogs(system)
         writes: list[JournalWrite] = []
         rest: list[RawRecord] = []
@@ -214,13 +215,13 @@ def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullRep
                 if record.text is not None
                 else None
             )
-            if place is None:
+            # A receipt without a store would wait under no store's day, which no partition maps: map it now.
+            store = (place[1] or record.store) if place is not None else None
+            if place is None or not store:
                 rest.append(record)
                 continue
-            kind, store, day = place
-            writes.append(JournalWrite(kind, record.id, _version(record), _raw(record), None,
-                                       store=store or record.store, business_date=day, aliases=(record.entity,),
-                                       landing=True))  # fmt: skip
+            writes.append(JournalWrite(place[0], record.id, _version(record), _raw(record), None, store=store,
+                                       business_date=place[2], aliases=(record.entity,), landing=True))  # fmt: skip
         if writes:
             with ctx.writing():
                 outcomes = ctx.journal.upsert_many(system, writes)
@@ -286,7 +287,7 @@ def map_days(ctx: SyncContext, system: str, report: PullReport) -> int:
 
     Documents that do not map are added to ``report.failed``.
     """
-    wanted = sorted({(store, day) for store, day in report.days if store})
+    wanted = sorted({(store, day) for store, day in report.days if store})  # landed receipts all have a store
     return sum(map_unmapped(ctx, system, store, day, report) for store, day in wanted)
 
 

@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-from adapters.base import build_adapter
+from adapters.base import RawRecord, build_adapter
 from connector.mapping import Mapping
 from connector.store import open_store
 from connector.store.failures import FailedItems
 from connector.store.journal import Journal
+from connector.store.tables import utc_now
 from connector.sync import pull, pull_window
-from connector.sync.pull import window_bounds
+from connector.sync.context import SyncContext
+from connector.sync.pull import PullReport, window_bounds
 from tests.connector.sync.conftest import SyncWorld, start_world
 
 
@@ -120,3 +122,28 @@ def test_the_journal_is_the_same_whatever_the_chunk_size(
             found.append({doc_id: row[:5] for doc_id, row in _journal(sw).items()})
     assert found[0] == found[1]
     assert len(found[0]) > 10
+
+
+def test_a_receipt_with_no_store_is_mapped_as_read_not_left_waiting_under_no_stores_day(
+    tmp_path: Path,
+) -> None:
+    for sw in start_world(tmp_path):
+        first, last = _window(sw)
+        adapter = build_adapter("evotor", sw.config.systems["evotor"])
+        store_id = adapter.stores()[0]
+        good = next(iter(adapter.documents(store_id, *window_bounds(first, last))))
+        payload = {key: value for key, value in good.payload.items() if key != "store_id"}
+        orphan = RawRecord(
+            "evotor", good.entity, good.id, None, None, payload, json.dumps(payload, default=str)
+        )
+        with open_store(sw.config.state) as store:
+            ctx = SyncContext(sw.config, store, utc_now())
+            report = PullReport()
+            pull.land_records(ctx, [orphan], report)
+            [entry] = Journal(store.sessions).find(good.id)
+            [item] = FailedItems(store.sessions).list()
+        # Mapped at once: it fails there (a receipt needs its store) and is parked now, not never.
+        assert (report.new, report.failed) == (0, 1)
+        assert (entry.canonical, entry.business_date) == (None, None)
+        assert item.route == "pull:evotor"
+        assert "store" in item.error
