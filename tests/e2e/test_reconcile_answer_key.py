@@ -19,6 +19,9 @@ from connector.sandbox.world import World
 from connector.store import open_store
 from tests.connector.reconcile.sandbox import sandbox_config
 
+FIXED_SEEDS = (1, 2, 3, 4, 5)
+"""Worlds known to inject every fixable kind; a random seed's small world may lack one (no return of a sale that
+earned points, hence no reversal to leave out), and is then held to exactness only."""
 RANDOM_SEED = random.SystemRandom().randrange(1000, 10**6)
 FIXED = {"missing_in_right", "missing_accrual", "accrual_mismatch", "missing_reversal", "duplicate_posting"}
 
@@ -55,7 +58,7 @@ def _window(world: World) -> dict[str, object]:
     return {"date_from": world.start, "date_to": world.start + timedelta(days=world.days - 1)}
 
 
-@pytest.mark.parametrize("sandbox", [1, 2, 3, 4, 5, RANDOM_SEED], indirect=True)
+@pytest.mark.parametrize("sandbox", [*FIXED_SEEDS, RANDOM_SEED], indirect=True)
 def test_reconcile_reports_exactly_the_answer_key(sandbox: tuple[World, ConnectorConfig]) -> None:
     world, config = sandbox
     steps: dict[str, tuple[int, int]] = {}
@@ -65,7 +68,8 @@ def test_reconcile_reports_exactly_the_answer_key(sandbox: tuple[World, Connecto
                      "onec: ledger": (1, 1)}  # fmt: skip
     assert result.documents_compared["evotor"] == len(world.receipts)
     found, expected = _found(result), _key(world)
-    assert {kind for kind, *_ in expected} >= FIXED  # every fixable kind is injected
+    if world.seed in FIXED_SEEDS:
+        assert {kind for kind, *_ in expected} >= FIXED  # every fixable kind is injected
     assert found - expected == set(), "false positives"
     assert expected - found == set(), "missed"
 
