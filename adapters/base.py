@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import requests
 
+from adapters.jsonwire import JSONObject, json_truth
 from connector.config import SystemConfig
 from connector.errors import ConfigError
 
@@ -35,9 +36,12 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
 class RawRecord:
     """One raw payload as a system returned it, with what the journal needs to deduplicate it.
+
+    A payload read as text (Evotor's pages: a :class:`~adapters.jsonwire.JSONObject`) is decoded only when
+    ``payload`` is first read; a pull that journals it raw reads a few members instead (:meth:`project`).
+    Records are immutable and compare by everything but ``text``.
 
     Attributes:
         system: the configured system name (``evotor``, ``onec`` …).
@@ -48,16 +52,85 @@ class RawRecord:
         store: the canonical store id, when the adapter knows it.
         payload: the decoded JSON (numbers as ``Decimal``).
         text: the payload's JSON text exactly as the system sent it, where the adapter reads it per document
-            (Evotor's pages); the journal keeps it as the raw form and hashes it for the version.
+            (Evotor's pages, one document by id); the journal keeps it as the raw form and hashes it for the
+            version.
     """
+
+    __slots__ = ("_json", "_payload", "entity", "id", "store", "system", "version")
 
     system: str
     entity: str
     id: str
     version: str | None
     store: str | None
-    payload: dict[str, Any]
-    text: str | None = field(default=None, repr=False, compare=False)
+    _json: JSONObject | None
+    _payload: dict[str, Any] | None
+
+    def __init__(
+        self,
+        system: str,
+        entity: str,
+        id: str,
+        version: str | None,
+        store: str | None,
+        payload: dict[str, Any] | JSONObject,
+        text: str | None = None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "system", system)
+        set_(self, "entity", entity)
+        set_(self, "id", id)
+        set_(self, "version", version)
+        set_(self, "store", store)
+        if isinstance(payload, JSONObject):
+            set_(self, "_json", payload)
+            set_(self, "_payload", None)
+        else:
+            set_(self, "_json", JSONObject(text) if text is not None else None)
+            set_(self, "_payload", payload)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The decoded payload (decoded from the text on first use)."""
+        payload = self._payload
+        if payload is None:
+            assert self._json is not None
+            payload = self._json.decode()
+            object.__setattr__(self, "_payload", payload)
+        return payload
+
+    @property
+    def text(self) -> str | None:
+        """The payload's JSON text as sent, where the adapter kept it."""
+        return self._json.text if self._json is not None else None
+
+    def project(self, names: Iterable[str], tested: Iterable[str] = ()) -> dict[str, Any]:
+        """Only the named top-level members of the payload, and those in ``tested`` as their truth (see
+        :meth:`JSONObject.project <adapters.jsonwire.JSONObject.project>`); the rest is not decoded when it need
+        not be."""
+        if self._json is not None:
+            return self._json.project(names, tested)
+        payload = self.payload
+        found = {name: payload[name] for name in names if name in payload}
+        found.update((name, json_truth(payload[name])) for name in tested if name in payload)
+        return found
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a RawRecord is immutable: cannot set {name}")
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.system, self.entity, self.id, self.version, self.store, self.payload)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawRecord) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # the payload is a dict, as the dataclass was
+
+    def __repr__(self) -> str:
+        return (
+            f"RawRecord(system={self.system!r}, entity={self.entity!r}, id={self.id!r}, "
+            f"version={self.version!r}, store={self.store!r})"
+        )
 
 
 @dataclass(frozen=True)

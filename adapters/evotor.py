@@ -198,18 +198,22 @@ class EvotorAdapter:
             self.client, f"stores/{store}/documents", self._paginator(), "items", params=params
         )
         seen: set[str] = set()
-        for index, (item, text) in enumerate(pages):
-            document_id = _document_id(item, self.system, store, index)
+        for index, item in enumerate(pages):
+            try:
+                head = item.project(("id", "type"))  # the rest is decoded when something maps it
+            except ValueError:
+                head = {}
+            document_id = _document_id(head, self.system, store, index)
             if document_id in seen:
                 continue
             seen.add(document_id)
-            kind = item.get("type")
+            kind = head.get("type")
             if kind not in DOCUMENT_TYPES:
                 _log.warning(
                     "evotor.skip_type", system=self.system, store=store, document=document_id, type=kind
                 )
                 continue
-            yield RawRecord(self.system, str(kind), document_id, None, store, item, text)
+            yield RawRecord(self.system, str(kind), document_id, None, store, item)
 
     def document(self, store: str, document_id: str) -> RawRecord:
         """One document by id (``GET /stores/{store}/documents/{id}``), e.g. after a receipts webhook."""

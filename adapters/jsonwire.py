@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgspec
 
-__all__ = ["dumps_json", "loads_items", "loads_json"]
+__all__ = ["JSONObject", "dumps_json", "json_truth", "loads_json", "split_items"]
 
 
 def loads_json(content: bytes | str) -> Any:
@@ -25,29 +25,128 @@ _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _VALUE = msgspec.json.Decoder(float_hook=Decimal)  # the hook gets the literal's text: exact, never a float
 
 
-def loads_items(content: bytes, key: str) -> tuple[dict[str, Any], list[tuple[Any, str]]]:
-    """Parse a page whose items are the list at member ``key``, keeping each item's JSON text as it was sent.
+class JSONObject:
+    """A JSON object kept as the text its system sent, decoded on demand: whole, or a few top-level members.
+
+    A pull that journals documents raw needs only a handful of members of each (its id, type, store, date):
+    those are decoded alone, and the whole document only when something maps it. Numbers with a fraction
+    decode as :class:`~decimal.Decimal`, as in :func:`loads_json`. Two objects are equal when their texts are.
+
+    Example:
+        >>> document = JSONObject('{"id": "a", "sum": 1.10, "body": {"positions": []}}')
+        >>> document.project(["id", "sum", "missing"])
+        {'id': 'a', 'sum': Decimal('1.10')}
+        >>> document.decode()["body"]
+        {'positions': []}
+    """
+
+    __slots__ = ("_members", "_value", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._members: dict[str, msgspec.Raw] | None = None
+        self._value: dict[str, Any] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JSONObject) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"JSONObject({self.text[:60]!r}{'…' if len(self.text) > 60 else ''})"
+
+    def decode(self) -> dict[str, Any]:
+        """The whole object, decoded once.
+
+        Raises:
+            ValueError: the text is not a JSON object.
+        """
+        if self._value is None:
+            value = _decode(self.text)
+            if not isinstance(value, dict):
+                raise ValueError(f"not a JSON object but {type(value).__name__}")
+            self._value = value
+        return self._value
+
+    def project(self, names: Iterable[str], tested: Iterable[str] = ()) -> dict[str, Any]:
+        """Only the named top-level members that are present, each decoded (the rest is only scanned).
+
+        Members named in ``tested`` are not decoded but stand in as ``True`` or ``False``, their JSON truth
+        (false, null, ``""``, ``[]`` and ``{}`` are false): enough for a predicate that only tests them.
+
+        Raises:
+            ValueError: the text is not a JSON object.
+
+        Example:
+            >>> JSONObject('{"type": "SELL", "body": {"positions": [1]}, "extras": {}}').project(
+            ...     ["type"], tested=["body", "extras"])
+            {'type': 'SELL', 'body': True, 'extras': False}
+        """
+        if self._value is not None:
+            value = self._value
+            found = {name: value[name] for name in names if name in value}
+            found.update((name, json_truth(value[name])) for name in tested if name in value)
+            return found
+        if self._members is None:
+            try:
+                self._members = _MEMBERS.decode(self.text)
+            except msgspec.DecodeError as exc:
+                raise ValueError(f"not a JSON object: {exc}") from None
+        members = self._members
+        found = {name: _decode(members[name]) for name in names if name in members}
+        found.update((name, _raw_true(members[name])) for name in tested if name in members)
+        return found
+
+    def get(self, name: str) -> Any:
+        """One top-level member, decoded; None when absent (see :meth:`project`)."""
+        return self.project((name,)).get(name)
+
+
+def json_truth(value: Any) -> bool:
+    """JMESPath's truth of a decoded JSON value: false, null, ``""``, ``[]`` and ``{}`` are false."""
+    return not (value is None or value is False or value in ("", [], {}))
+
+
+def _raw_true(raw: msgspec.Raw) -> bool:
+    """The JSON truth of an encoded value, without decoding it."""
+    text = bytes(raw).strip()
+    if text in (b"null", b"false", b'""'):
+        return False
+    return text[:1] not in (b"[", b"{") or bool(text[1:-1].strip())
+
+
+def _decode(text: str | bytes | msgspec.Raw) -> Any:
+    try:
+        return _VALUE.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+
+
+def split_items(content: bytes, key: str) -> tuple[dict[str, Any], list[JSONObject]]:
+    """Parse a page whose items are the list at member ``key``, keeping each item as the text it was sent.
 
     The journal keeps a document's raw payload exactly as the system sent it, and its version is the hash of
-    that text: nothing is encoded again. Numbers with a fraction parse as :class:`~decimal.Decimal`, as in
-    :func:`loads_json`.
+    that text: nothing is encoded again. The items are only split here, not decoded (see :class:`JSONObject`);
+    the rest of the body is decoded, numbers with a fraction as :class:`~decimal.Decimal`.
 
     Returns:
-        The body without ``key`` (decoded), and each item with its text; no items when ``key`` is absent or null.
+        The body without ``key`` (decoded), and the items; no items when ``key`` is absent or null.
 
     Raises:
         ValueError: the body is not JSON, not an object, or ``key`` is not a list.
 
     Example:
-        >>> loads_items(b'{"items": [{"id": "a", "sum": 1.10}], "paging": {}}', "items")
-        ({'paging': {}}, [({'id': 'a', 'sum': Decimal('1.10')}, '{"id": "a", "sum": 1.10}')])
+        >>> body, items = split_items(b'{"items": [{"id": "a", "sum": 1.10}], "paging": {}}', "items")
+        >>> body, items[0].text, items[0].get("sum")
+        ({'paging': {}}, '{"id": "a", "sum": 1.10}', Decimal('1.10'))
     """
     try:
         members = _MEMBERS.decode(content)
         body = {name: _VALUE.decode(value) for name, value in members.items() if name != key}
         raw = members.get(key)
         texts = [] if raw is None or bytes(raw) == b"null" else _RAW_LIST.decode(raw)
-        items = [(_VALUE.decode(text), bytes(text).decode("utf-8")) for text in texts]
+        items = [JSONObject(bytes(text).decode("utf-8")) for text in texts]
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not a JSON object with a list {key!r}: {exc}") from None
     return body, items

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from requests.auth import AuthBase
 
 from adapters.http import HttpClient
-from adapters.jsonwire import loads_items
+from adapters.jsonwire import JSONObject, split_items
 from connector.errors import ConfigError, FatalRemoteError
 from connector.logs import mask_text
 
@@ -176,8 +176,6 @@ class Page:
     items: list[Any]
     headers: Mapping[str, str]
     links: Mapping[str, Mapping[str, str]]
-    texts: list[str] | None = None
-    """Each item's JSON text as sent, when the page was read with :func:`paginate_texts`."""
 
 
 def _compile(expression: str) -> Any:
@@ -385,19 +383,16 @@ def _fetch(
 def _fetch_texts(
     client: HttpClient, request: PageRequest, headers: Mapping[str, str] | None, key: str
 ) -> Page:
-    """:func:`_fetch` for items at a top-level member ``key``, each kept with its JSON text as sent."""
+    """:func:`_fetch` for items at a top-level member ``key``, each kept as a :class:`JSONObject` (its text)."""
     response = client.request("GET", request.path, params=dict(request.params) or None, headers=headers)
     links = {str(name): dict(value) for name, value in response.links.items()}
     if not response.content or response.status_code == 204:
-        return Page(request, None, [], dict(response.headers), links, texts=[])
+        return Page(request, None, [], dict(response.headers), links)
     try:
-        body, pairs = loads_items(response.content, key)
+        body, items = split_items(response.content, key)
     except ValueError as exc:
         raise _paging_error(client, request.path, 0, f"the page is not the expected JSON: {exc}") from None
-    items = [item for item, _ in pairs]
-    return Page(
-        request, {**body, key: items}, items, dict(response.headers), links, [text for _, text in pairs]
-    )
+    return Page(request, body, list(items), dict(response.headers), links)
 
 
 def _pages(
@@ -411,7 +406,7 @@ def _pages(
     for number in range(1, paginator.max_pages + 1):
         seen.add(request.fingerprint())
         page = fetch(request)
-        if page.items and page.items == previous:
+        if page.items and page.items == previous:  # JSONObject items compare by text
             raise _paging_error(client, path, number, "the page repeats the previous one: paging is ignored")
         yield page
         if not paginator.has_more(page):
@@ -463,16 +458,17 @@ def paginate_texts(
     *,
     params: Mapping[str, Any] | None = None,
     headers: Mapping[str, str] | None = None,
-) -> Iterator[tuple[Any, str]]:
-    """:func:`paginate` for pages whose items are the list at top-level member ``key``: each item with its text.
+) -> Iterator[JSONObject]:
+    """:func:`paginate` for pages whose items are the list at top-level member ``key``, each item kept as sent.
 
-    The text is the item's JSON exactly as the system sent it (:func:`adapters.jsonwire.loads_items`), for a
-    journal that keeps raw payloads as received and versions them by that text.
+    Each item is a :class:`~adapters.jsonwire.JSONObject`: its JSON text exactly as the system sent it, for a
+    journal that keeps raw payloads as received and versions them by that text, decoded only as far as asked.
+    The page's other members are decoded (the paginator reads its cursor there).
     """
     for page in _pages(
         client, path, paginator, params, lambda request: _fetch_texts(client, request, headers, key)
     ):
-        yield from zip(page.items, page.texts or [], strict=True)
+        yield from page.items
 
 
 def _paging_error(client: HttpClient, path: str, pages: int, reason: str) -> FatalRemoteError:

@@ -19,19 +19,22 @@ from typing import Any, TypeVar
 
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from connector.errors import MappingError
 from connector.mapping.functions import (
     Compiled,
+    Members,
     Scope,
     compile_expression,
     compiled,
     evaluate,
     one_line,
+    root_members,
     to_decimal,
 )
 from connector.mapping.spec import DocRefSpec, FieldSpec, ListSpec, PostingSpec, ReceiptSpec
+from connector.mapping.transforms import Transform
 from connector.model import DOCUMENT_ADAPTER, Posting, Return, Sale
 
 __all__ = ["Canonical", "MapResult", "Mapping"]
@@ -96,6 +99,53 @@ def _plan(spec: FieldSpec) -> _Plan:
     plan = _Plan(read, str(spec.path.expression) if spec.path is not None else None, steps)
     _PLANS[id(spec)] = (spec, plan)
     return plan
+
+
+def _expressions(spec: Any) -> Iterator[ParsedResult]:
+    """Every expression a field spec evaluates: its path, template placeholders, ``first`` and ``cases``
+    alternatives with their ``when``, and the expressions among its transforms' arguments."""
+    if isinstance(spec, ParsedResult):
+        yield spec
+    elif isinstance(spec, FieldSpec):
+        if spec.template is not None:
+            for name in _PLACEHOLDER.findall(spec.template):
+                if not name.startswith("$"):
+                    yield _placeholder(name)
+        for value in (spec.path, getattr(spec, "when", None), spec.first, spec.cases, spec.transforms):
+            yield from _expressions(value)
+    elif isinstance(spec, list | tuple):
+        for item in spec:
+            yield from _expressions(item)
+    elif isinstance(spec, Transform):
+        yield from _expressions(spec.args)
+    elif isinstance(spec, BaseModel):
+        for value in vars(spec).values():
+            yield from _expressions(value)
+
+
+_SELECTIONS = 256  # distinct selection keys remembered per mapping (a pull sees a handful)
+_ABSENT = object()
+
+
+def _union(parts: Iterable[Members | None]) -> Members | None:
+    read: set[str] = set()
+    tested: set[str] = set()
+    for part in parts:
+        if part is None:
+            return None
+        read |= part.read
+        tested |= part.tested
+    return Members(frozenset(read), frozenset(tested - read))
+
+
+def _selection_key(raw: Any, members: Members | None) -> tuple[tuple[str, Any], ...] | None:
+    """The values of the members selection reads, as a hashable key; None when they are not all scalars."""
+    if members is None or not isinstance(raw, dict):
+        return None
+    key = tuple((name, raw.get(name, _ABSENT)) for name in sorted(members.read | members.tested))
+    if any(isinstance(value, dict | list) for _, value in key):
+        return None
+    return key
 
 
 @dataclass
@@ -331,6 +381,9 @@ class Mapping:
         self._params = params
         # Per file, once: every document needs its file's parameters (selection, scope).
         self._effective = {path: self._merge(spec) for path, spec in self.files}
+        self._place_members: list[Members | None] = []  # computed on first use
+        self._select_read: list[Members | None] = []
+        self._selections: dict[tuple[tuple[str, Any], ...], tuple[str, Path, ReceiptSpec] | None] = {}
 
     def __repr__(self) -> str:
         return f"Mapping({self.name!r}, files={[path.name for path, _ in self.files]})"
@@ -422,9 +475,11 @@ class Mapping:
         :func:`connector.sync.pull.land_records`): only the file's ``store`` and ``business_date`` fields are
         evaluated, without ``vars``. None when :meth:`receipt_kind` does not tell the kind, when the file needs
         the entity set to be chosen, or when either field cannot be evaluated this way — such a payload is
-        mapped whole at once instead, and its error, if any, reported then.
+        mapped whole at once instead, and its error, if any, reported then. ``raw`` may hold only the members
+        :meth:`place_members` names (those only tested, as a stand-in of the same truth): the answer is the
+        same.
         """
-        found = self._constant_kind(raw, None, system)
+        found = self._place_file(raw, system)
         if found is None:
             return None
         kind, path, spec = found
@@ -447,6 +502,47 @@ class Mapping:
         if not isinstance(day, date) or isinstance(day, datetime) or not isinstance(where, str | None):
             return None
         return kind, where, day
+
+    def _place_file(self, raw: Any, system: str | None) -> tuple[str, Path, ReceiptSpec] | None:
+        """:meth:`_constant_kind` without an entity, remembered by the values of the members the files'
+        ``select.when`` read: documents that agree on those are selected alike (a pull's receipts are a few
+        types)."""
+        key = _selection_key(raw, self._select_members())
+        if key is not None and key in self._selections:
+            return self._selections[key]
+        found = self._constant_kind(raw, None, system)
+        if key is not None and len(self._selections) < _SELECTIONS:
+            self._selections[key] = found
+        return found
+
+    def _select_members(self) -> Members | None:
+        if not self._select_read:
+            parts = [root_members(spec.select.when, truth=True) for _, spec in self.files if spec.select.when]
+            self._select_read.append(_union(parts) if self.files else None)
+        return self._select_read[0]
+
+    def place_members(self) -> Members | None:
+        """The top-level members of a raw document that :meth:`receipt_place` reads; None when it may read all.
+
+        They are the members the files' ``select.when`` read and those the receipt files' ``store`` and
+        ``business_date`` fields read; a member ``select.when`` only tests for truth is in ``tested``. A pull
+        decodes only these before it lands a receipt (:meth:`adapters.base.RawRecord.project`). Shipped Evotor:
+        ``type``, ``store_id``, ``close_date``, ``time_zone_offset`` read, ``body`` tested.
+        """
+        if not self._place_members:
+            self._place_members.append(self._members_read())
+        return self._place_members[0]
+
+    def _members_read(self) -> Members | None:
+        parts: list[Members | None] = []
+        for _, spec in self.files:
+            if spec.select.when is not None:
+                parts.append(root_members(spec.select.when, truth=True))
+            if isinstance(spec, ReceiptSpec):
+                for name in ("store", "business_date"):
+                    if (field_spec := spec.fields.get(name)) is not None:
+                        parts.extend(root_members(expression) for expression in _expressions(field_spec))
+        return _union(parts)
 
     def map_many(
         self,

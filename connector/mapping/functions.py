@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 import jmespath
 from jmespath import exceptions as jmespath_errors
@@ -43,6 +43,7 @@ from jmespath.visitor import TreeInterpreter
 __all__ = [
     "FUNCTION_NAMES",
     "Compiled",
+    "Members",
     "Scope",
     "catalog_entry",
     "compile_expression",
@@ -52,6 +53,7 @@ __all__ = [
     "interpret",
     "one_line",
     "quote_identifiers",
+    "root_members",
     "to_decimal",
 ]
 
@@ -192,6 +194,66 @@ def _function_calls(node: Mapping[str, Any]) -> Iterator[str]:
     for child in node.get("children", ()):
         if isinstance(child, Mapping):
             yield from _function_calls(child)
+
+
+# Nodes whose first child is evaluated on the current value and the others on what it gives (a projection's
+# elements, a pipe's result); every other node evaluates all its children on the current value.
+_LEFT_ONLY = frozenset({
+    "subexpression", "index_expression", "projection", "value_projection", "filter_projection", "flatten", "pipe",
+})  # fmt: skip
+_NOTHING = frozenset({"literal", "index", "slice", "expref", "raw_string"})
+
+
+class Members(NamedTuple):
+    """The top-level members of a document an expression reads: ``read`` for their values, ``tested`` only for
+    whether they are true (JMESPath truth: false, null, ``""``, ``[]`` and ``{}`` are false)."""
+
+    read: frozenset[str]
+    tested: frozenset[str]
+
+
+def root_members(expression: ParsedResult, *, truth: bool = False) -> Members | None:
+    """The top-level members of a document an expression can read when evaluated on it; None when it can read
+    the whole document (``@``, ``root()``).
+
+    An expression sees the document only through these members: evaluated on the document with just them
+    (the rest left out), it gives the same result. With ``truth``, only the truth of the result matters (a
+    ``select.when``): a member that the expression only tests (``type == 'SELL' && body``) is then in
+    ``tested``, and a stand-in of the same truth gives the same answer. An expression reference (``&field``)
+    reads the values a function hands it, which come from its other arguments, so it adds nothing itself. The
+    scope (``param()``, ``var()``, ``catalog()``) is not the document and is not counted.
+
+    Example:
+        >>> root_members(compile_expression("contains(['SELL'], type) && body"), truth=True)
+        Members(read=frozenset({'type'}), tested=frozenset({'body'}))
+        >>> sorted(root_members(compile_expression("body.positions[0].sum || total")).read)
+        ['body', 'total']
+        >>> root_members(compile_expression("keys(@)")) is None
+        True
+    """
+    read: set[str] = set()
+    tested: set[str] = set()
+    if not _root_members(expression.parsed, truth, read, tested):
+        return None
+    return Members(frozenset(read), frozenset(tested - read))
+
+
+def _root_members(node: Mapping[str, Any], truth: bool, read: set[str], tested: set[str]) -> bool:
+    """Add the members ``node`` reads to ``read`` / ``tested``; False when it may read the whole document."""
+    kind = node.get("type")
+    if kind == "field":
+        (tested if truth else read).add(str(node["value"]))
+        return True
+    if kind in ("current", "identity") or (kind == "function_expression" and node.get("value") == "root"):
+        return False
+    if kind in _NOTHING:
+        return True
+    children = [child for child in node.get("children", ()) if isinstance(child, Mapping)]
+    if kind in _LEFT_ONLY:
+        children = children[:1]
+    # ``!a`` reads only the truth of a; ``a && b`` is a or b, so where only its truth matters, so does theirs.
+    keeps = kind == "not_expression" or (truth and kind in ("and_expression", "or_expression"))
+    return all(_root_members(child, keeps, read, tested) for child in children)
 
 
 _WORD = re.compile(r"[^\W\d]\w*")

@@ -216,12 +216,18 @@ def _parse_time(value: Any) -> datetime | None:
         raise ValueError(f"{value!r} is not an ISO 8601 date or time") from None
 
 
+@lru_cache(maxsize=64)
+def _fixed_zone(offset_ms: int) -> timezone:
+    """A fixed UTC offset (a till's ``time_zone_offset``): a handful of distinct values, one object each."""
+    return timezone(timedelta(milliseconds=offset_ms))
+
+
 def _localize(moment: datetime, args: _TimeArgs, scope: Scope) -> datetime:
     if args.offset_ms is not None:
         offset = evaluate(args.offset_ms, scope.root, scope)
         if offset is None:
             raise ValueError(f"no time zone offset at {args.offset_ms.expression!r}")
-        zone: timezone | ZoneInfo = timezone(timedelta(milliseconds=int(to_decimal(offset))))
+        zone: timezone | ZoneInfo = _fixed_zone(int(to_decimal(offset)))
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC).astimezone(zone)
         return moment.astimezone(zone)

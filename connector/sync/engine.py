@@ -26,6 +26,7 @@ from typing import Any, Literal
 from adapters.base import RawRecord
 from connector.config import ConnectorConfig, Route
 from connector.errors import ConnectorError
+from connector.heap import frozen_heap
 from connector.logs import get_logger
 from connector.model import DocRef
 from connector.store import Store, open_store
@@ -168,7 +169,7 @@ def run_sync(
     """
     opened = store or open_store(config.state)
     try:
-        with process_lock(opened, wait=wait):
+        with process_lock(opened, wait=wait), frozen_heap():
             return _run(config, opened, workers or config.sync.workers, scope or SyncScope())
     finally:
         if store is None:

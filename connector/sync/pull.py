@@ -41,7 +41,9 @@ from adapters.base import RawRecord
 from connector.categories import with_categories
 from connector.config import ConnectorConfig, parse_duration
 from connector.errors import ConnectorError, MappingError
+from connector.heap import frozen_heap
 from connector.logs import get_logger
+from connector.mapping.functions import Members
 from connector.model import DocRef, Posting, Return, Sale
 from connector.store import Store, open_store
 from connector.store.journal import JournalEntry, JournalWrite, raw_version
@@ -207,11 +209,12 @@ def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullRep
     """
     for system, group in _by_system(records).items():
         mapping, catalogs = ctx.mapping(system), ctx.catalogs(system)
+        members = mapping.place_members()
         writes: list[JournalWrite] = []
         rest: list[RawRecord] = []
         for record in group:
             place = (
-                mapping.receipt_place(record.payload, system=system, catalogs=catalogs)
+                mapping.receipt_place(_place_view(record, members), system=system, catalogs=catalogs)
                 if record.text is not None
                 else None
             )
@@ -236,6 +239,17 @@ def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullRep
                 ctx.count(system, store_id, "unchanged", by)
         if rest:
             journal_records(ctx, rest, report)
+
+
+def _place_view(record: RawRecord, members: Members | None) -> Any:
+    """What :meth:`Mapping.receipt_place` needs of a record: only the members it reads, decoded (the whole
+    payload when the mapping may read all of it, or when the record is not a JSON object)."""
+    if members is None:
+        return record.payload
+    try:
+        return record.project(members.read, members.tested)
+    except ValueError:
+        return None  # not a JSON object: no place, so it is mapped at once and its error told there
 
 
 def map_unmapped(
@@ -327,8 +341,13 @@ def _account_unchanged(
 def _map(ctx: SyncContext, record: RawRecord, version: str) -> _Mapped:
     item = _Mapped(record, version, place=record.store)
     try:
+        payload = record.payload
+    except ValueError as exc:  # text that is not a JSON object
+        item.error = MappingError(f"the payload is {exc}", system=record.system, document=record.id)
+        return item
+    try:
         mapped = ctx.mapping(record.system).map(
-            record.payload, system=record.system, entity=record.entity, catalogs=ctx.catalogs(record.system)
+            payload, system=record.system, entity=record.entity, catalogs=ctx.catalogs(record.system)
         )
     except MappingError as exc:
         item.error = exc
@@ -501,8 +520,9 @@ def pull_window(
         windows = [
             Window(system, stream, s, since, until) for stream, s in source_streams(ctx, system, stores)
         ]
-        report = run_pulls(ctx, windows, advance=False, workers=workers or config.sync.workers)
-        map_days(ctx, system, report)
+        with frozen_heap():
+            report = run_pulls(ctx, windows, advance=False, workers=workers or config.sync.workers)
+            map_days(ctx, system, report)
         return report
     finally:
         if store is None:

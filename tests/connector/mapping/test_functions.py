@@ -13,6 +13,7 @@ import pytest
 from jmespath.parser import ParsedResult
 from pydantic import BaseModel
 
+from adapters.jsonwire import JSONObject, json_truth
 from connector.mapping import functions as mapping_functions
 from connector.mapping import load_mapping, shipped_mappings
 from connector.mapping.functions import Scope, compile_expression, compiled, evaluate, interpret
@@ -225,3 +226,106 @@ def test_receipt_place_is_none_where_the_whole_mapping_must_decide() -> None:
     )
     operation = json.loads((RAW / "crm" / "retailcrm_operations_page.json").read_text(encoding="utf-8"))
     assert load_mapping("crm/retailcrm").receipt_place(operation["bonusOperations"][0], system="crm") is None
+
+
+@pytest.mark.parametrize(
+    ("expression", "read", "tested"),
+    [
+        ("store_id", {"store_id"}, set()),
+        ("body.positions[0].sum", {"body"}, set()),
+        ("body.positions[?sum > `0`].price", {"body"}, set()),  # the filter reads the elements, not the root
+        ("body | positions", {"body"}, set()),
+        ("sort_by(items, &price)[0].price", {"items"}, set()),  # &price reads the items, not the root
+        ("catalog('stores', Склад_Key).timezone", {"Склад_Key"}, set()),
+        ("[number, close_date]", {"number", "close_date"}, set()),
+        ("{n: number}", {"number"}, set()),
+        ("a || b", {"a", "b"}, set()),  # the value of a || b is a's or b's
+        ("!a", set(), {"a"}),  # only a's truth
+        ("`1` == `1`", set(), set()),
+        ("param('bonus_app_ids')", set(), set()),  # the scope is not the document
+    ],
+)
+def test_root_members_are_what_an_expression_reads_of_the_document(
+    expression: str, read: set[str], tested: set[str]
+) -> None:
+    assert mapping_functions.root_members(compile_expression(expression)) == (
+        frozenset(read),
+        frozenset(tested),
+    )
+
+
+def test_where_only_the_truth_counts_a_member_may_be_only_tested() -> None:
+    when = compile_expression("contains(['SELL', 'PAYBACK'], type) && body")
+    assert mapping_functions.root_members(when, truth=True) == (frozenset({"type"}), frozenset({"body"}))
+    assert mapping_functions.root_members(when) == (frozenset({"type", "body"}), frozenset())
+    both = compile_expression("body && body.positions")  # read as well as tested: read
+    assert mapping_functions.root_members(both, truth=True) == (frozenset({"body"}), frozenset())
+
+
+@pytest.mark.parametrize("expression", ["@", "keys(@)", "root().id", "*.id", "@.id", "[@]"])
+def test_an_expression_that_may_read_the_whole_document_has_no_members(expression: str) -> None:
+    assert mapping_functions.root_members(compile_expression(expression)) is None
+
+
+def test_every_shipped_expression_gives_the_same_on_only_the_members_it_reads(payloads: list[Any]) -> None:
+    """The claim land_records relies on, checked on every expression of every shipped mapping and every raw
+    payload we have: the document cut down to the members an expression reads gives the same value (or the
+    same error), and where only truth counts, members only tested may stand in as True / False."""
+    checked = 0
+    for name in shipped_mappings():
+        mapping = load_mapping(name)
+        for path, spec in mapping.files:
+            scope_params = mapping.params(path)
+            for expression in _expressions(spec):
+                members = mapping_functions.root_members(expression)
+                if members is None:
+                    continue
+                for payload in payloads:
+                    if not isinstance(payload, dict):
+                        continue
+                    cut = {key: value for key, value in payload.items() if key in members.read}
+                    cut.update((key, json_truth(payload[key])) for key in members.tested if key in payload)
+                    whole, part = (
+                        Scope(root=payload, params=scope_params),
+                        Scope(root=cut, params=scope_params),
+                    )
+                    assert _result(expression, payload, whole) == _result(expression, cut, part), (
+                        expression.expression
+                    )
+                    checked += 1
+    assert checked > 1000
+
+
+def _result(expression: ParsedResult, node: Any, scope: Scope) -> Any:
+    try:
+        return ("value", evaluate(expression, node, scope))
+    except ValueError as exc:
+        return ("error", str(exc))
+
+
+def test_place_members_of_the_shipped_evotor_mapping() -> None:
+    members = load_mapping("evotor/v2").place_members()
+    assert members == (frozenset({"type", "store_id", "close_date", "time_zone_offset"}), frozenset({"body"}))
+
+
+def test_the_place_told_from_the_place_members_alone_is_the_whole_documents() -> None:
+    mapping = load_mapping("evotor/v2")
+    members = mapping.place_members()
+    assert members is not None
+    documents = _sandbox_documents()
+    variants = [
+        *documents,
+        {**documents[0], "type": "RETURN"},  # no file maps it
+        {**documents[0], "body": {}},  # not a v2 document: its body is empty
+        {key: value for key, value in documents[0].items() if key != "body"},
+        {**documents[0], "close_date": "yesterday"},
+        {**documents[1], "time_zone_offset": -36_000_000},
+    ]
+    for document in variants:
+        projected = JSONObject(json.dumps(document, default=str)).project(members.read, members.tested)
+        assert set(projected) <= members.read | members.tested
+        assert mapping.receipt_place(projected, system="evotor") == mapping.receipt_place(
+            document, system="evotor"
+        )
+    assert mapping.receipt_place({**documents[0], "body": {}}, system="evotor") is None
+    assert mapping.receipt_place(documents[0], system="evotor") is not None  # the same type, selected again

@@ -77,6 +77,9 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        # Sized for journal rows of a few KB (a raw receipt each): 16 MB of pages, a checkpoint per ~40 MB.
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -16_000
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
 
 
 def test_a_bad_url_is_a_store_error_without_the_password() -> None:
