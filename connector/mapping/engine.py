@@ -138,11 +138,16 @@ def _union(parts: Iterable[Members | None]) -> Members | None:
     return Members(frozenset(read), frozenset(tested - read))
 
 
+@lru_cache(maxsize=64)
+def _names(members: Members) -> tuple[str, ...]:
+    return tuple(sorted(members.read | members.tested))
+
+
 def _selection_key(raw: Any, members: Members | None) -> tuple[tuple[str, Any], ...] | None:
     """The values of the members selection reads, as a hashable key; None when they are not all scalars."""
     if members is None or not isinstance(raw, dict):
         return None
-    key = tuple((name, raw.get(name, _ABSENT)) for name in sorted(members.read | members.tested))
+    key = tuple((name, raw.get(name, _ABSENT)) for name in _names(members))
     if any(isinstance(value, dict | list) for _, value in key):
         return None
     return key

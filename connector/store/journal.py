@@ -92,7 +92,9 @@ class _Known:
 
 def _pick(rows: Sequence[_Known], kind: str) -> _Known | None:
     """The row an upsert under ``kind`` updates: the one of that kind, else the oldest of another."""
-    return next((row for row in rows if row.kind == kind), rows[0] if rows else None)
+    if not rows:
+        return None
+    return next((row for row in rows if row.kind == kind), rows[0])
 
 
 @dataclass(frozen=True)

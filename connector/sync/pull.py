@@ -73,8 +73,9 @@ _log = get_logger("connector.sync.pull")
 # Widest gap between UTC and a store's local day (UTC−12 … UTC+14): a window of business dates is read this
 # much wider in instants, and the journal keeps each document under its own local business date.
 _ZONE_SLACK = timedelta(hours=14)
-CHUNK = 500
-"""Records mapped and journaled together (one transaction): a page of the sources' lists at most."""
+CHUNK = 1000
+"""Records mapped and journaled together (one transaction): a page of the sources' lists at most (Evotor's
+pages hold 1,000 documents: one transaction each)."""
 
 
 @dataclass(frozen=True)
