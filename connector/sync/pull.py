@@ -242,11 +242,19 @@ def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullRep
             journal_records(ctx, rest, report)
 
 
+def _payload(record: RawRecord) -> Any:
+    """The record's decoded payload; its text when that is not a JSON object (the mapping then says so)."""
+    try:
+        return record.payload
+    except ValueError:
+        return record.text
+
+
 def _place_view(record: RawRecord, members: Members | None) -> Any:
     """What :meth:`Mapping.receipt_place` needs of a record: only the members it reads, decoded (the whole
     payload when the mapping may read all of it, or when the record is not a JSON object)."""
     if members is None:
-        return record.payload
+        return _payload(record)
     try:
         return record.project(members.read, members.tested)
     except ValueError:
@@ -317,7 +325,7 @@ def _unchanged(
     mapping, repeated = ctx.mapping(system), Counter(record.id for record in records)
     writes = []
     for record, version in zip(records, versions, strict=True):
-        kind = mapping.receipt_kind(record.payload, system=system, entity=record.entity)
+        kind = mapping.receipt_kind(_payload(record), system=system, entity=record.entity)
         if kind is not None and repeated[record.id] == 1:
             writes.append(JournalWrite(kind, record.id, version, None, None, aliases=(record.entity,)))
     known = ctx.journal.unchanged(system, writes)
@@ -394,7 +402,7 @@ def _park_unmapped(
 ) -> None:
     ref = DocRef(system=record.system, kind=record.entity, id=record.id)
     failure = failure_for(record.system, f"pull:{record.system}", error, document=ref, store=record.store,
-                          business_date=day, payload=record.payload)  # fmt: skip
+                          business_date=day, payload=_payload(record))  # fmt: skip
     ctx.fail(failure, error)
     report.failed += 1
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from adapters.base import RawRecord, build_adapter
+from adapters.jsonwire import JSONObject
 from connector.mapping import Mapping
 from connector.store import open_store
 from connector.store.failures import FailedItems
@@ -147,3 +148,28 @@ def test_a_receipt_with_no_store_is_mapped_as_read_not_left_waiting_under_no_sto
         assert (entry.canonical, entry.business_date) == (None, None)
         assert item.route == "pull:evotor"
         assert "store" in item.error
+
+
+def test_a_landed_text_that_is_not_a_json_object_is_parked_and_the_rest_lands(tmp_path: Path) -> None:
+    for sw in start_world(tmp_path):
+        first, last = _window(sw)
+        adapter = build_adapter("evotor", sw.config.systems["evotor"])
+        good = next(iter(adapter.documents(adapter.stores()[0], *window_bounds(first, last))))
+        bad = RawRecord("evotor", "SELL", "not-an-object", None, good.store, JSONObject('["SELL", 1]'))
+        with open_store(sw.config.state) as store:
+            ctx = SyncContext(sw.config, store, utc_now())
+            report = PullReport()
+            pull.land_records(ctx, [bad, good], report)
+            journal = Journal(store.sessions)
+            [item] = FailedItems(store.sessions).list()
+            [landed] = journal.find(good.id)
+            [kept] = journal.find("not-an-object")
+        assert (report.new, report.failed) == (1, 1)
+        assert (landed.ref.kind, landed.store, landed.canonical) == (
+            "receipt",
+            good.store,
+            None,
+        )  # waits to be mapped
+        assert kept.raw == ["SELL", 1]  # kept as sent, nothing lost
+        assert (item.route, item.document.id if item.document else None) == ("pull:evotor", "not-an-object")
+        assert "not a JSON object" in item.error
