@@ -233,12 +233,12 @@ class _InsertPlan:
     processors: tuple[Any, ...]
 
 
-_INSERT_PLANS: dict[str, _InsertPlan] = {}
+_INSERT_PLANS: dict[tuple[str, str], _InsertPlan] = {}  # by (dialect, driver): the driver sets the paramstyle
 
 
 def _insert_plan(session: Session) -> _InsertPlan:
     dialect = session.get_bind().dialect
-    plan = _INSERT_PLANS.get(dialect.name)
+    plan = _INSERT_PLANS.get((dialect.name, dialect.driver))
     if plan is None:
         compiled = insert(_TABLE).compile(dialect=dialect, column_keys=list(_ROW_COLUMNS))
         names = tuple(compiled.positiontup or ()) if compiled.positional else _ROW_COLUMNS
@@ -246,7 +246,7 @@ def _insert_plan(session: Session) -> _InsertPlan:
             _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         )
         plan = _InsertPlan(str(compiled), names, bool(compiled.positional), processors)
-        _INSERT_PLANS[dialect.name] = plan
+        _INSERT_PLANS[dialect.name, dialect.driver] = plan
     return plan
 
 
