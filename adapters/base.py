@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import requests
 
-from adapters.jsonwire import JSONObject, json_truth
+from adapters.jsonwire import JSONObject, project_value
 from connector.config import SystemConfig
 from connector.errors import ConfigError
 
@@ -110,10 +110,7 @@ class RawRecord:
         not be."""
         if self._json is not None:
             return self._json.project(names, tested)
-        payload = self.payload
-        found = {name: payload[name] for name in names if name in payload}
-        found.update((name, json_truth(payload[name])) for name in tested if name in payload)
-        return found
+        return project_value(self.payload, names, tested)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"a RawRecord is immutable: cannot set {name}")

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import msgspec
 
-__all__ = ["JSONObject", "dumps_json", "json_truth", "loads_json", "split_items"]
+__all__ = ["JSONObject", "dumps_json", "json_truth", "loads_json", "project_value", "split_items"]
 
 
 def loads_json(content: bytes | str) -> Any:
@@ -54,7 +54,7 @@ class JSONObject:
         return hash(self.text)
 
     def __repr__(self) -> str:
-        return f"JSONObject({self.text[:60]!r}{'…' if len(self.text) > 60 else ''})"
+        return f"JSONObject(<{len(self.text)} characters>)"  # a payload (personal data) never reaches a repr
 
     def decode(self) -> dict[str, Any]:
         """The whole object, decoded once.
@@ -84,10 +84,7 @@ class JSONObject:
             {'type': 'SELL', 'body': True, 'extras': False}
         """
         if self._value is not None:
-            value = self._value
-            found = {name: value[name] for name in names if name in value}
-            found.update((name, json_truth(value[name])) for name in tested if name in value)
-            return found
+            return project_value(self._value, names, tested)
         if self._members is None:
             try:
                 self._members = _MEMBERS.decode(self.text)
@@ -106,6 +103,16 @@ class JSONObject:
 def json_truth(value: Any) -> bool:
     """JMESPath's truth of a decoded JSON value: false, null, ``""``, ``[]`` and ``{}`` are false."""
     return not (value is None or value is False or value in ("", [], {}))
+
+
+def project_value(
+    value: Mapping[str, Any], names: Iterable[str], tested: Iterable[str] = ()
+) -> dict[str, Any]:
+    """:meth:`JSONObject.project` of an object already decoded: the named members, and those in ``tested`` as
+    their truth."""
+    found = {name: value[name] for name in names if name in value}
+    found.update((name, json_truth(value[name])) for name in tested if name in value)
+    return found
 
 
 def _raw_true(raw: msgspec.Raw) -> bool:

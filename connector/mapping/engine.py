@@ -13,7 +13,7 @@ from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 from pydantic import BaseModel, ValidationError
 
+from adapters.jsonwire import json_truth
 from connector.errors import MappingError
 from connector.mapping.functions import (
     Compiled,
@@ -65,9 +66,9 @@ class _FieldError(Exception):
         self.field_path, self.source, self.reason = field_path, source, reason
 
 
-def _truthy(value: Any) -> bool:
-    """JMESPath truth: false, null, "", [] and {} are false; every number (0 included) is true."""
-    return not (value is None or value is False or value in ("", [], {}))
+_truthy = (
+    json_truth  # JMESPath truth: false, null, "", [] and {} are false; every number (0 included) is true
+)
 
 
 @lru_cache(maxsize=512)
@@ -386,8 +387,6 @@ class Mapping:
         self._params = params
         # Per file, once: every document needs its file's parameters (selection, scope).
         self._effective = {path: self._merge(spec) for path, spec in self.files}
-        self._place_members: list[Members | None] = []  # computed on first use
-        self._select_read: list[Members | None] = []
         self._selections: dict[tuple[tuple[str, Any], ...], tuple[str, Path, ReceiptSpec] | None] = {}
 
     def __repr__(self) -> str:
@@ -512,7 +511,7 @@ class Mapping:
         """:meth:`_constant_kind` without an entity, remembered by the values of the members the files'
         ``select.when`` read: documents that agree on those are selected alike (a pull's receipts are a few
         types)."""
-        key = _selection_key(raw, self._select_members())
+        key = _selection_key(raw, self._select_members)
         if key is not None and key in self._selections:
             return self._selections[key]
         found = self._constant_kind(raw, None, system)
@@ -520,11 +519,12 @@ class Mapping:
             self._selections[key] = found
         return found
 
+    @cached_property
     def _select_members(self) -> Members | None:
-        if not self._select_read:
-            parts = [root_members(spec.select.when, truth=True) for _, spec in self.files if spec.select.when]
-            self._select_read.append(_union(parts) if self.files else None)
-        return self._select_read[0]
+        """The members the files' ``select.when`` read (see :meth:`place_members`)."""
+        return _union(
+            root_members(spec.select.when, truth=True) for _, spec in self.files if spec.select.when
+        )
 
     def place_members(self) -> Members | None:
         """The top-level members of a raw document that :meth:`receipt_place` reads; None when it may read all.
@@ -534,11 +534,10 @@ class Mapping:
         decodes only these before it lands a receipt (:meth:`adapters.base.RawRecord.project`). Shipped Evotor:
         ``type``, ``store_id``, ``close_date``, ``time_zone_offset`` read, ``body`` tested.
         """
-        if not self._place_members:
-            self._place_members.append(self._members_read())
-        return self._place_members[0]
+        return self._place_read
 
-    def _members_read(self) -> Members | None:
+    @cached_property
+    def _place_read(self) -> Members | None:
         parts: list[Members | None] = []
         for _, spec in self.files:
             if spec.select.when is not None:

@@ -10,6 +10,8 @@ is not mapped again.
 **Landing, then mapping.** A receipt whose adapter hands over its JSON text as sent (Evotor's pages) and whose
 place — kind, store, business date — the mapping tells from two fields (:meth:`Mapping.receipt_place`) is
 *landed*: journaled raw, exactly as received, under that place, without being mapped (:func:`land_records`).
+Only the few top-level members the place needs are decoded for it (:meth:`Mapping.place_members`); the document
+is decoded whole when it is mapped.
 It is mapped later by :func:`map_unmapped`, one (store, business date) at a time: in a sync, by the first
 partition of that store's day, on the pool where the writes wait on the network; in :func:`pull_window`, right
 after the reads. So a pull costs about what downloading costs, a mapping error never costs a re-download (the

@@ -74,3 +74,9 @@ def test_objects_are_equal_by_their_text() -> None:
     assert JSONObject('{"a": 1}') == JSONObject('{"a": 1}')
     assert JSONObject('{"a": 1}') != JSONObject('{"a":1}')  # the same value, sent differently
     assert len({JSONObject('{"a": 1}'), JSONObject('{"a": 1}')}) == 1
+
+
+def test_a_repr_never_shows_the_payload() -> None:
+    document = JSONObject('{"customer_phone": "79161234567"}')
+    assert "7916" not in repr(document)
+    assert repr(document) == "JSONObject(<33 characters>)"
