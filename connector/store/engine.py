@@ -55,7 +55,7 @@ __all__ = [
 
 DEFAULT_STATE_URL = "sqlite:///connector.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 """The revision this code is written against: the migrations' head (a test keeps the two equal). Knowing it
 without loading Alembic keeps every command's start fast; Alembic is imported only to migrate."""
 _VERSION_TABLE = "alembic_version"

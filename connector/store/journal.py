@@ -23,10 +23,14 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
+from itertools import chain
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, bindparam, insert, or_, select, update
@@ -85,7 +89,7 @@ class _Known:
     version: str | None
     mapped: bool
     id: int | None = None
-    pending: dict[str, Any] | None = field(default=None, repr=False)
+    pending: int | None = None  # a new row of this page: its write's index
     store: str | None = None
     business_date: date | None = None
 
@@ -225,14 +229,58 @@ _TABLE = JournalDocument.metadata.tables[JournalDocument.__tablename__]
 @dataclass(frozen=True)
 class _InsertPlan:
     """The journal's INSERT compiled for one dialect: its SQL, its parameters in order, and each one's bind
-    processor (what SQLAlchemy would apply to the value: zones, JSON, minor units)."""
+    processor (what SQLAlchemy would apply to the value: zones, JSON, minor units).
+
+    On SQLite, rows go in multi-row ``VALUES`` statements of up to :data:`_ROWS_PER_INSERT` rows (``values`` is
+    one row's ``(?, …)``): one statement steps once, with the interpreter lock released for the whole page,
+    where ``executemany`` released and took it back for every row and waited its turn among the pull's threads
+    each time. Elsewhere (psycopg pipelines it) one ``executemany``.
+    """
 
     sql: str
     names: tuple[str, ...]
     positional: bool
     processors: tuple[Any, ...]
+    multirow: bool
+
+    def params(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        """Each row's parameters, processed: a tuple (positional) or a dict. A value the row before shares (a
+        page's timestamps, its store and day) is processed once."""
+        processed = [(index, process) for index, process in enumerate(self.processors) if process is not None]
+        last: list[Any] = [None] * len(self.names)
+        done: list[Any] = [None] * len(self.names)
+        params: list[Any] = []
+        for row in rows:
+            full = {**_INSERT_DEFAULTS, **row}
+            values = [full[name] for name in self.names]
+            for index, process in processed:
+                value = values[index]
+                if value is None:
+                    continue
+                if value is not last[index]:
+                    last[index], done[index] = value, process(value)
+                values[index] = done[index]
+            params.append(tuple(values) if self.positional else dict(zip(self.names, values, strict=True)))
+        return params
+
+    def execute(self, session: Session, params: Sequence[Any]) -> None:
+        """Insert rows of :meth:`params` on the session's connection."""
+        connection = session.connection()
+        if not self.multirow:
+            connection.exec_driver_sql(self.sql, list(params))
+            return
+        driver = connection.connection.dbapi_connection
+        assert driver is not None
+        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        size = max(1, min(_ROWS_PER_INSERT, limit // len(self.names)))
+        for start in range(0, len(params), size):
+            batch = params[start : start + size]
+            connection.exec_driver_sql(_multirow_sql(self.sql, len(batch)), tuple(chain.from_iterable(batch)))
 
 
+_ROWS_PER_INSERT = 500
+"""Rows per multi-row INSERT on SQLite at most (7,500 parameters), fewer where the library allows fewer
+parameters per statement (999 before SQLite 3.32)."""
 _INSERT_PLANS: dict[tuple[str, str], _InsertPlan] = {}  # by (dialect, driver): the driver sets the paramstyle
 
 
@@ -245,36 +293,18 @@ def _insert_plan(session: Session) -> _InsertPlan:
         processors = tuple(
             _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         )
-        plan = _InsertPlan(str(compiled), names, bool(compiled.positional), processors)
+        multirow = dialect.name == "sqlite" and bool(compiled.positional)
+        plan = _InsertPlan(str(compiled), names, bool(compiled.positional), processors, multirow)
         _INSERT_PLANS[dialect.name, dialect.driver] = plan
     return plan
 
 
-def _insert_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new journal rows in one ``executemany`` on the session's connection.
-
-    The statement is SQLAlchemy's own INSERT, compiled once per dialect, and every value goes through the bind
-    processor SQLAlchemy would give it; what is skipped is the per-row, per-column machinery around them,
-    which cost more than the write itself for a pull's pages of raw receipts. A value the next row shares (the
-    page's timestamps, its store and day) is processed once.
-    """
-    plan = _insert_plan(session)
-    processed = [(index, process) for index, process in enumerate(plan.processors) if process is not None]
-    last: list[Any] = [None] * len(plan.names)
-    done: list[Any] = [None] * len(plan.names)
-    params: list[Any] = []
-    for row in rows:
-        full = {**_INSERT_DEFAULTS, **row}
-        values = [full[name] for name in plan.names]
-        for index, process in processed:
-            value = values[index]
-            if value is None:
-                continue
-            if value is not last[index]:
-                last[index], done[index] = value, process(value)
-            values[index] = done[index]
-        params.append(tuple(values) if plan.positional else dict(zip(plan.names, values, strict=True)))
-    session.connection().exec_driver_sql(plan.sql, params)
+@lru_cache(maxsize=8)
+def _multirow_sql(sql: str, rows: int) -> str:
+    """``INSERT … VALUES (?, …)`` for ``rows`` rows (the same text for the same count, so the driver's
+    statement cache keeps it prepared)."""
+    head, _, values = sql.partition(" VALUES ")
+    return f"{head} VALUES {', '.join([values] * rows)}"
 
 
 class Journal:
@@ -328,34 +358,52 @@ class Journal:
                 setattr(row, name, value)
             return "changed"
 
-    def upsert_many(self, system: str, writes: Sequence[JournalWrite]) -> list[Upserted]:
+    def upsert_many(
+        self,
+        system: str,
+        writes: Sequence[JournalWrite],
+        *,
+        lock: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> list[Upserted]:
         """Journal a page of documents of ``system`` in one transaction; the outcome of each, in order.
 
         Each write has exactly :meth:`upsert`'s semantics, as if they were upserted one after the other: a row
         under another kind of the same source id (its ``aliases``) is the same document; an unchanged version
         whose row did not map is mapped again; a source id twice in the page is new, then changed or unchanged.
-        The page's known rows are read in one query (per 500 ids) and locked on PostgreSQL; new rows go in one
-        multi-row insert, changed ones in one update per shape.
+        The page's known rows are read in one query (per 500 ids) and locked on PostgreSQL; new rows go in
+        multi-row inserts, changed ones in one update per shape.
+
+        Args:
+            system: the configured system name.
+            writes: the page.
+            lock: held around the transaction only (a SQLite writer's turn, see
+                :meth:`connector.sync.context.SyncContext.writing`): every write's values are made ready for the
+                database as if it were new before it is taken.
         """
         if not writes:
             return []
         now = utc_now()
-        with self._sessions.begin() as session:
+        values = [_values(write.kind, write.version, write.raw, write.document, write.store, write.business_date,
+                          now) for write in writes]  # fmt: skip
+        rows = [
+            {"system": system, "source_id": write.source_id, "first_seen_at": now, **value}
+            for write, value in zip(writes, values, strict=True)
+        ]
+        with self._sessions() as session:
+            plan = _insert_plan(session)
+        params = plan.params(rows)
+        with lock(), self._sessions.begin() as session:
             known = self._known(session, system, writes)
             outcomes: list[Upserted] = []
-            inserts: list[dict[str, Any]] = []
+            inserts: list[int] = []
+            merged: set[int] = set()  # new rows a later write of the same page changed
             updates: dict[int, dict[str, Any]] = {}
-            for write in writes:
-                rows = known.setdefault(write.source_id, [])
-                row = _pick(rows, write.kind)
-                values = _values(write.kind, write.version, write.raw, write.document, write.store,
-                                 write.business_date, now)  # fmt: skip
+            for index, (write, value) in enumerate(zip(writes, values, strict=True)):
+                found = known.setdefault(write.source_id, [])
+                row = _pick(found, write.kind)
                 if row is None:
-                    pending = {"system": system, "source_id": write.source_id, "first_seen_at": now, **values}
-                    inserts.append(pending)
-                    rows.append(
-                        _Known(write.kind, write.version, write.document is not None, pending=pending)
-                    )
+                    inserts.append(index)
+                    found.append(_Known(write.kind, write.version, write.document is not None, pending=index))
                     outcomes.append("new")
                     continue
                 same = row.version == write.version
@@ -363,17 +411,21 @@ class Journal:
                     outcomes.append("unchanged")
                     continue
                 if row.pending is not None:
-                    row.pending.update(values)
+                    rows[row.pending].update(value)
+                    merged.add(row.pending)
                 else:
                     assert row.id is not None
-                    updates.setdefault(row.id, {}).update(values)
+                    updates.setdefault(row.id, {}).update(value)
                 row.kind, row.version, row.mapped = write.kind, write.version, write.document is not None
                 outcomes.append("unchanged" if same and write.landing else "changed")
             if inserts:
-                _insert_rows(session, inserts)
+                again = dict(zip(merged, plan.params([rows[index] for index in merged]), strict=True))
+                plan.execute(
+                    session, [again[index] if index in again else params[index] for index in inserts]
+                )
             if updates:
                 session.execute(
-                    update(JournalDocument), [{"id": id_, **values} for id_, values in updates.items()]
+                    update(JournalDocument), [{"id": id_, **changes} for id_, changes in updates.items()]
                 )
         return outcomes
 

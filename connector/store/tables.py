@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -102,10 +103,16 @@ class JournalDocument(Base):
 
     __tablename__ = "documents"
     __table_args__ = (
-        UniqueConstraint("system", "kind", "source_id"),
-        Index(None, "system", "source_id"),  # lookups without the kind (migration 0002)
+        # One index for lookups with and without the kind (migration 0004).
+        UniqueConstraint("system", "source_id", "kind"),
         Index(None, "store", "business_date"),
-        Index(None, "account"),
+        # A receipt landed raw has no account: only rows with one are indexed (queries compare it with a value).
+        Index(
+            None,
+            "account",
+            sqlite_where=text("account IS NOT NULL"),
+            postgresql_where=text("account IS NOT NULL"),
+        ),
         CheckConstraint(_one_of("status", DOCUMENT_STATUSES), name="status"),
     )
 

@@ -176,8 +176,7 @@ def journal_records(ctx: SyncContext, records: Sequence[RawRecord], report: Pull
         chunk = [_map(ctx, record, version) for record, version in zip(group, versions, strict=True)
                  if record.id not in known]  # fmt: skip
         _place_postings(ctx, [item for item in chunk if isinstance(item.document, Posting)])
-        with ctx.writing():
-            outcomes = ctx.journal.upsert_many(system, [_write(item) for item in chunk])
+        outcomes = ctx.journal.upsert_many(system, [_write(item) for item in chunk], lock=ctx.writing)
         _account(ctx, system, chunk, outcomes, report)
         _account_unchanged(ctx, system, [record for record in group if record.id in known], known, report)
 
@@ -229,8 +228,7 @@ def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullRep
             writes.append(JournalWrite(place[0], record.id, _version(record), _raw(record), None, store=store,
                                        business_date=place[2], aliases=(record.entity,), landing=True))  # fmt: skip
         if writes:
-            with ctx.writing():
-                outcomes = ctx.journal.upsert_many(system, writes)
+            outcomes = ctx.journal.upsert_many(system, writes, lock=ctx.writing)
             counts: Counter[str] = Counter()
             for write, outcome in zip(writes, outcomes, strict=True):
                 assert write.business_date is not None

@@ -30,11 +30,11 @@ def test_upgrade_creates_the_database_then_reports_it_current(
 ) -> None:
     first = run_cli("db", "upgrade", "--state", sqlite_url)
     assert first.code == 0
-    assert first.out.endswith("upgraded from an empty database to revision 0003 (newest)\n")
+    assert first.out.endswith("upgraded from an empty database to revision 0004 (newest)\n")
     assert (tmp_path / "state" / "connector.db").is_file()
     again = run_cli("db", "upgrade", "--state", sqlite_url)
-    assert again.out.endswith("already at revision 0003 (newest)\n")
-    assert run_cli("db", "current", "--state", sqlite_url).out == "0003 (newest)\n"
+    assert again.out.endswith("already at revision 0004 (newest)\n")
+    assert run_cli("db", "current", "--state", sqlite_url).out == "0004 (newest)\n"
 
 
 def test_the_state_url_comes_from_lc_state(
@@ -42,7 +42,7 @@ def test_the_state_url_comes_from_lc_state(
 ) -> None:
     monkeypatch.setenv("LC_STATE", sqlite_url)
     assert run_cli("db", "upgrade").code == 0
-    assert run_cli("db", "current").out == "0003 (newest)\n"
+    assert run_cli("db", "current").out == "0004 (newest)\n"
 
 
 def test_the_default_is_connector_db_in_the_current_directory(
@@ -51,7 +51,7 @@ def test_the_default_is_connector_db_in_the_current_directory(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LC_STATE", raising=False)
     result = run_cli("db", "upgrade")
-    assert result.out == "sqlite:///connector.db: upgraded from an empty database to revision 0003 (newest)\n"
+    assert result.out == "sqlite:///connector.db: upgraded from an empty database to revision 0004 (newest)\n"
     assert (tmp_path / "connector.db").is_file()
 
 
@@ -83,8 +83,8 @@ def test_upgrade_and_current_on_postgresql(run_cli: Run, pg_url: str) -> None:
     assert run_cli("db", "current", "--state", pg_url).out.startswith("none (empty database")
     result = run_cli("db", "upgrade", "--state", pg_url)
     assert result.code == 0
-    assert "upgraded from an empty database to revision 0003" in result.out
-    assert run_cli("db", "current", "--state", pg_url).out == "0003 (newest)\n"
+    assert "upgraded from an empty database to revision 0004" in result.out
+    assert run_cli("db", "current", "--state", pg_url).out == "0004 (newest)\n"
 
 
 def test_upgrade_uses_the_state_of_the_config(

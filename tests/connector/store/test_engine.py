@@ -31,7 +31,7 @@ def _insert(store: Store, document: JournalDocument) -> None:
 
 def test_open_store_creates_the_schema_at_the_newest_revision(state_url: str) -> None:
     with open_store(state_url) as store:
-        assert current_revision(store.engine) == head_revision() == "0003"
+        assert current_revision(store.engine) == head_revision() == "0004"
         with store.session() as session:
             assert session.scalars(select(Run)).all() == []
 
@@ -44,7 +44,7 @@ def test_opening_again_keeps_the_data(state_url: str) -> None:
 
 
 def test_a_database_behind_is_refused_when_migration_is_not_allowed(state_url: str) -> None:
-    with pytest.raises(StoreError, match=r"revision none, not 0003: run `loyalty-connector db upgrade`"):
+    with pytest.raises(StoreError, match=r"revision none, not 0004: run `loyalty-connector db upgrade`"):
         open_store(state_url, migrate=False)
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from connector.model import DocRef, Return, Sale
 from connector.store import Store
+from connector.store import journal as journal_module
 from connector.store.journal import Journal, JournalWrite, raw_version
 from connector.store.types import JSONText, canonical_json
 
@@ -269,3 +274,36 @@ def test_a_landing_gives_a_row_that_did_not_map_its_place_so_the_map_stage_finds
     [waiting] = journal.unmapped("evotor", "store-1", date(2026, 11, 20))
     assert waiting.ref == DocRef(system="evotor", kind="receipt", id="l-3")
     assert [entry.ref.kind for entry in journal.find("l-3")] == ["receipt"]
+
+
+def test_upsert_many_inserts_a_page_in_several_statements_with_a_later_version_of_a_new_row_merged(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        journal_module, "_ROWS_PER_INSERT", 2
+    )  # 5 new rows: three multi-row statements on SQLite
+    journal = Journal(store.sessions)
+    texts = {f"p-{n}": f'{{"id": "p-{n}", "sum": {n}00.10}}' for n in range(1, 6)}
+    page = [_landing(doc_id, text, day=date(2026, 11, 21)) for doc_id, text in texts.items()]
+    newer = texts["p-1"].replace("100.10", "150.55")
+    page.insert(3, _landing("p-1", newer, day=date(2026, 11, 21)))  # new, then changed within the page
+    taken: list[str] = []
+
+    @contextmanager
+    def lock() -> Iterator[None]:
+        taken.append("held")
+        yield
+
+    assert journal.upsert_many("evotor", page, lock=lock) == ["new", "new", "new", "changed", "new", "new"]
+    assert taken == ["held"]  # one turn for the whole page
+    waiting = journal.unmapped("evotor", "store-1", date(2026, 11, 21))
+    assert {entry.ref.id: entry.raw["sum"] for entry in waiting} == {
+        "p-1": Decimal("150.55"),  # the later version, in the row inserted once
+        "p-2": Decimal("200.10"),
+        "p-3": Decimal("300.10"),
+        "p-4": Decimal("400.10"),
+        "p-5": Decimal("500.10"),
+    }
+    assert [entry.version for entry in waiting if entry.ref.id == "p-1"] == [
+        hashlib.sha256(newer.encode()).hexdigest()
+    ]
