@@ -6,7 +6,8 @@ explicitly. Two processes opening a fresh database at once are serialised by a l
 lock, SQLite's write lock), so the migrations run exactly once.
 
 SQLite (the default, ``sqlite:///connector.db``) runs in WAL mode with a busy timeout so that readers never
-block the writer and concurrent writers wait instead of failing. PostgreSQL is given by URL
+block the writer and concurrent writers wait instead of failing; a file's WAL is checkpointed by a thread woken
+by the commits (:mod:`connector.store.checkpoint`), not inside them. PostgreSQL is given by URL
 (``postgresql+psycopg://user@host/db``; a plain ``postgresql://`` means psycopg 3 too). A PostgreSQL schema
 can be chosen in the URL: ``…?options=-csearch_path%3Dconnector``.
 
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from connector.errors import StoreError
+from connector.store.checkpoint import WalCheckpointer
 from connector.store.ledger import Ledger
 from connector.store.outbox import Outbox
 from connector.store.types import json_deserializer, json_serializer
@@ -51,6 +54,7 @@ __all__ = [
     "masked_url",
     "open_store",
     "upgrade",
+    "wal_checkpointer",
 ]
 
 DEFAULT_STATE_URL = "sqlite:///connector.db"
@@ -144,7 +148,18 @@ def _sqlite_engine(url: URL) -> Engine:
         **options,
     )
     event.listen(engine, "connect", _on_sqlite_connect)
+    if "poolclass" not in options:  # a file: its WAL is checkpointed by a thread, not by the commits
+        checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(str(Path(url.database or "").expanduser()))
+        event.listen(engine, "commit", lambda _connection: checkpointer.notify())
     return engine
+
+
+_CHECKPOINTERS: WeakKeyDictionary[Engine, WalCheckpointer] = WeakKeyDictionary()
+
+
+def wal_checkpointer(engine: Engine) -> WalCheckpointer | None:
+    """The background WAL checkpointer of a SQLite file engine (None for memory and PostgreSQL)."""
+    return _CHECKPOINTERS.get(engine)
 
 
 def make_engine(url: str) -> Engine:
@@ -302,7 +317,11 @@ class Store:
         return Outbox(self.sessions)
 
     def close(self) -> None:
-        """Close every pooled connection (the store can be reopened by using it again)."""
+        """Close every pooled connection, the WAL checkpointer's first (the store can be reopened by using it
+        again)."""
+        checkpointer = wal_checkpointer(self.engine)
+        if checkpointer is not None:
+            checkpointer.stop()
         self.engine.dispose()
 
     def __enter__(self) -> Store:

@@ -231,10 +231,10 @@ class _InsertPlan:
     """The journal's INSERT compiled for one dialect: its SQL, its parameters in order, and each one's bind
     processor (what SQLAlchemy would apply to the value: zones, JSON, minor units).
 
-    On SQLite, rows go in multi-row ``VALUES`` statements of up to :data:`_ROWS_PER_INSERT` rows (``values`` is
-    one row's ``(?, …)``): one statement steps once, with the interpreter lock released for the whole page,
-    where ``executemany`` released and took it back for every row and waited its turn among the pull's threads
-    each time. Elsewhere (psycopg pipelines it) one ``executemany``.
+    On SQLite, rows go in multi-row ``VALUES`` statements of up to :data:`_ROWS_PER_INSERT` rows: one statement
+    steps once, with the interpreter lock released for the whole page, where ``executemany`` released it and
+    took it back for every row, waiting its turn among the pull's threads each time. Elsewhere (psycopg
+    pipelines it) one ``executemany``.
     """
 
     sql: str
@@ -278,9 +278,9 @@ class _InsertPlan:
             connection.exec_driver_sql(_multirow_sql(self.sql, len(batch)), tuple(chain.from_iterable(batch)))
 
 
-_ROWS_PER_INSERT = 500
-"""Rows per multi-row INSERT on SQLite at most (7,500 parameters), fewer where the library allows fewer
-parameters per statement (999 before SQLite 3.32)."""
+_ROWS_PER_INSERT = 1000
+"""Rows per multi-row INSERT on SQLite at most (15,000 parameters: a pull's page in one statement), fewer where
+the library allows fewer parameters per statement (999 before SQLite 3.32)."""
 _INSERT_PLANS: dict[tuple[str, str], _InsertPlan] = {}  # by (dialect, driver): the driver sets the paramstyle
 
 
