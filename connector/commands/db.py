@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from connector.commands.common import CONFIG_OPTION, STATE_OPTION, state_url
 from connector.store import current_revision, make_engine, masked_url
 from connector.store import upgrade as upgrade_schema
-from connector.store.engine import SCHEMA_REVISION
+from connector.store.engine import SCHEMA_REVISION, dispose_engine
 
 __all__ = ["app", "current", "upgrade"]
 
@@ -33,7 +33,7 @@ def upgrade(state: str | None = STATE_OPTION, config: Path | None = CONFIG_OPTIO
         before = current_revision(engine)
         after = upgrade_schema(engine)
     finally:
-        engine.dispose()
+        dispose_engine(engine)
     where = masked_url(state)
     if before == after:
         typer.echo(f"{where}: already at revision {after} (newest)")
@@ -63,7 +63,7 @@ def current(state: str | None = STATE_OPTION, config: Path | None = CONFIG_OPTIO
     try:
         revision = current_revision(engine)
     finally:
-        engine.dispose()
+        dispose_engine(engine)
     if revision is None:
         typer.echo("none (empty database: run `loyalty-connector db upgrade`)")
     elif revision == SCHEMA_REVISION:

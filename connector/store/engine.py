@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ __all__ = [
     "Store",
     "alembic_config",
     "current_revision",
+    "dispose_engine",
     "head_revision",
     "make_engine",
     "masked_url",
@@ -160,6 +162,22 @@ _CHECKPOINTERS: WeakKeyDictionary[Engine, WalCheckpointer] = WeakKeyDictionary()
 def wal_checkpointer(engine: Engine) -> WalCheckpointer | None:
     """The background WAL checkpointer of a SQLite file engine (None for memory and PostgreSQL)."""
     return _CHECKPOINTERS.get(engine)
+
+
+def dispose_engine(engine: Engine) -> None:
+    """Close an engine's pooled connections, its WAL checkpointer's first: the last connection to close then
+    checkpoints what is left and removes the WAL, so the database file alone is whole."""
+    checkpointer = _CHECKPOINTERS.get(engine)
+    if checkpointer is not None:
+        checkpointer.stop()
+    engine.dispose()
+
+
+@atexit.register
+def _stop_checkpointers() -> None:
+    """At exit, end the checkpoint threads of engines nobody disposed, so that their connections close."""
+    for checkpointer in list(_CHECKPOINTERS.values()):
+        checkpointer.stop()
 
 
 def make_engine(url: str) -> Engine:
@@ -319,10 +337,7 @@ class Store:
     def close(self) -> None:
         """Close every pooled connection, the WAL checkpointer's first (the store can be reopened by using it
         again)."""
-        checkpointer = wal_checkpointer(self.engine)
-        if checkpointer is not None:
-            checkpointer.stop()
-        self.engine.dispose()
+        dispose_engine(self.engine)
 
     def __enter__(self) -> Store:
         return self
@@ -345,11 +360,11 @@ def open_store(url: str = DEFAULT_STATE_URL, *, migrate: bool = True) -> Store:
     try:
         current = current_revision(engine)
     except StoreError:
-        engine.dispose()
+        dispose_engine(engine)
         raise
     if current != SCHEMA_REVISION:
         if not migrate:
-            engine.dispose()
+            dispose_engine(engine)
             raise StoreError(
                 f"the state database is at revision {current or 'none'}, not {SCHEMA_REVISION}: "
                 "run `loyalty-connector db upgrade`",

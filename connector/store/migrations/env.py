@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from connector.store.engine import make_engine
+from connector.store.engine import dispose_engine, make_engine
 from connector.store.tables import Base
 
 __all__: list[str] = []
@@ -56,7 +56,7 @@ def _run_online() -> None:
         with engine.begin() as owned:
             _run(owned)
     finally:
-        engine.dispose()
+        dispose_engine(engine)
 
 
 def _in_alembic_run() -> bool:

@@ -32,6 +32,8 @@ def test_upgrade_creates_the_database_then_reports_it_current(
     assert first.code == 0
     assert first.out.endswith("upgraded from an empty database to revision 0004 (newest)\n")
     assert (tmp_path / "state" / "connector.db").is_file()
+    # The WAL checkpointer closed first, so the last connection folded the WAL into the file and removed it.
+    assert not (tmp_path / "state" / "connector.db-wal").exists()
     again = run_cli("db", "upgrade", "--state", sqlite_url)
     assert again.out.endswith("already at revision 0004 (newest)\n")
     assert run_cli("db", "current", "--state", sqlite_url).out == "0004 (newest)\n"
