@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from pathlib import Path
 
 from connector.logs import get_logger
 
@@ -28,7 +29,7 @@ class WalCheckpointer:
     """Checkpoints one SQLite database file's WAL from a background thread; :meth:`notify` after a commit.
 
     Args:
-        path: the database file.
+        path: the database file, absolute.
         spacing: seconds at least between two checkpoints.
         idle: seconds without a commit after which the thread checkpoints once more and ends.
 
@@ -76,7 +77,8 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         try:
-            connection = sqlite3.connect(self.path, check_same_thread=True)
+            # Read-write of an existing file only: a checkpointer never creates a database.
+            connection = sqlite3.connect(f"{Path(self.path).as_uri()}?mode=rw", uri=True)
         except sqlite3.Error as exc:
             _log.warning("store.checkpoint_failed", error=str(exc))
             self._release()

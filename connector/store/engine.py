@@ -151,7 +151,9 @@ def _sqlite_engine(url: URL) -> Engine:
     )
     event.listen(engine, "connect", _on_sqlite_connect)
     if "poolclass" not in options:  # a file: its WAL is checkpointed by a thread, not by the commits
-        checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(str(Path(url.database or "").expanduser()))
+        checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(
+            str(Path(url.database or "").expanduser().resolve())
+        )
         event.listen(engine, "commit", lambda _connection: checkpointer.notify())
     return engine
 

@@ -454,8 +454,8 @@ class Journal:
     ) -> dict[str, list[_Known]]:
         """The stored rows of the writes' source ids under their kinds and aliases, oldest first, locked.
 
-        The kinds are named so that the query uses the (system, kind, source id) index instead of reading every
-        row of the system.
+        The query is served by the unique (system, source id, kind) index (migration 0004), the kinds narrowing
+        each source id's entries.
         """
         kinds = sorted({kind for write in writes for kind in (write.kind, *write.aliases)})
         wanted = list(dict.fromkeys(write.source_id for write in writes))

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from connector.store import open_store
 from connector.store.checkpoint import WalCheckpointer
 from connector.store.engine import wal_checkpointer
@@ -66,11 +68,23 @@ def test_the_thread_ends_when_idle_and_a_commit_starts_it_again(tmp_path: Path) 
     assert checkpointer.checkpoints > first
 
 
-def test_a_database_it_cannot_open_ends_the_thread_and_the_commits_checkpoint_instead(tmp_path: Path) -> None:
-    checkpointer = WalCheckpointer(str(tmp_path / "missing" / "state.db"), idle=0.05)
-    checkpointer.notify()
-    assert _until(lambda: not checkpointer.running())
-    assert checkpointer.checkpoints == 0
+def test_a_database_it_cannot_open_ends_the_thread_and_is_never_created(tmp_path: Path) -> None:
+    for missing in (tmp_path / "missing" / "state.db", tmp_path / "gone.db"):
+        checkpointer = WalCheckpointer(str(missing), idle=0.05)
+        checkpointer.notify()
+        assert _until(lambda checkpointer=checkpointer: not checkpointer.running())
+        assert checkpointer.checkpoints == 0
+        assert not missing.exists()  # the commits' own checkpoints take over; no stray empty database
+
+
+def test_a_relative_state_path_is_checkpointed_where_it_was_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with open_store("sqlite:///relative.db") as store:
+        checkpointer = wal_checkpointer(store.engine)
+        assert checkpointer is not None
+        assert checkpointer.path == str(tmp_path / "relative.db")
 
 
 def test_only_a_sqlite_file_has_a_checkpoint_thread(tmp_path: Path) -> None:
