@@ -104,6 +104,11 @@ class RawRecord:
         """The payload's JSON text as sent, where the adapter kept it."""
         return self._json.text if self._json is not None else None
 
+    @property
+    def data(self) -> bytes | None:
+        """The payload's JSON as the UTF-8 bytes sent, where the adapter kept it (:attr:`text`, encoded)."""
+        return self._json.data if self._json is not None else None
+
     def project(self, names: Iterable[str], tested: Iterable[str] = ()) -> dict[str, Any]:
         """Only the named top-level members of the payload, and those in ``tested`` as their truth (see
         :meth:`JSONObject.project <adapters.jsonwire.JSONObject.project>`); the rest is not decoded when it need

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -26,11 +27,17 @@ _VALUE = msgspec.json.Decoder(float_hook=Decimal)  # the hook gets the literal's
 
 
 class JSONObject:
-    """A JSON object kept as the text its system sent, decoded on demand: whole, or a few top-level members.
+    """A JSON object kept as the UTF-8 its system sent, decoded on demand: whole, or a few top-level members.
 
     A pull that journals documents raw needs only a handful of members of each (its id, type, store, date):
-    those are decoded alone, and the whole document only when something maps it. Numbers with a fraction
-    decode as :class:`~decimal.Decimal`, as in :func:`loads_json`. Two objects are equal when their texts are.
+    those are decoded alone, straight from the bytes, and the whole document only when something maps it. The
+    bytes as sent (:attr:`data`) are what the journal stores and what a version hashes; :attr:`text` is decoded
+    from them when asked. Numbers with a fraction decode as :class:`~decimal.Decimal`, as in :func:`loads_json`.
+    Two objects are equal when their bytes are.
+
+    Args:
+        text: the object's JSON, as text or as UTF-8 bytes (the caller vouches that bytes are valid UTF-8, as
+            :func:`split_items` checks a page's).
 
     Example:
         >>> document = JSONObject('{"id": "a", "sum": 1.10, "body": {"positions": []}}')
@@ -40,21 +47,32 @@ class JSONObject:
         {'positions': []}
     """
 
-    __slots__ = ("_members", "_value", "text")
+    __slots__ = ("_members", "_text", "_value", "data")
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def __init__(self, text: str | bytes) -> None:
+        self._text: str | None = None
+        if isinstance(text, str):
+            self.data, self._text = text.encode("utf-8"), text
+        else:
+            self.data = bytes(text)
         self._members: dict[str, msgspec.Raw] | None = None
         self._value: dict[str, Any] | None = None
 
+    @property
+    def text(self) -> str:
+        """The JSON text, decoded from :attr:`data` on first use."""
+        if self._text is None:
+            self._text = self.data.decode("utf-8")
+        return self._text
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, JSONObject) and other.text == self.text
+        return isinstance(other, JSONObject) and other.data == self.data
 
     def __hash__(self) -> int:
-        return hash(self.text)
+        return hash(self.data)
 
     def __repr__(self) -> str:
-        return f"JSONObject(<{len(self.text)} characters>)"  # a payload (personal data) never reaches a repr
+        return f"JSONObject(<{len(self.data)} bytes>)"  # a payload (personal data) never reaches a repr
 
     def decode(self) -> dict[str, Any]:
         """The whole object, decoded once.
@@ -63,7 +81,7 @@ class JSONObject:
             ValueError: the text is not a JSON object.
         """
         if self._value is None:
-            value = _decode(self.text)
+            value = _decode(self.data)
             if not isinstance(value, dict):
                 raise ValueError(f"not a JSON object but {type(value).__name__}")
             self._value = value
@@ -87,7 +105,7 @@ class JSONObject:
             return project_value(self._value, names, tested)
         if self._members is None:
             try:
-                self._members = _MEMBERS.decode(self.text)
+                self._members = _MEMBERS.decode(self.data)
             except msgspec.DecodeError as exc:
                 raise ValueError(f"not a JSON object: {exc}") from None
         members = self._members
@@ -131,11 +149,12 @@ def _decode(text: str | bytes | msgspec.Raw) -> Any:
 
 
 def split_items(content: bytes, key: str) -> tuple[dict[str, Any], list[JSONObject]]:
-    """Parse a page whose items are the list at member ``key``, keeping each item as the text it was sent.
+    """Parse a page whose items are the list at member ``key``, keeping each item as the bytes it was sent.
 
     The journal keeps a document's raw payload exactly as the system sent it, and its version is the hash of
-    that text: nothing is encoded again. The items are only split here, not decoded (see :class:`JSONObject`);
-    the rest of the body is decoded, numbers with a fraction as :class:`~decimal.Decimal`.
+    those bytes: nothing is decoded or encoded again. The items are only split here, not decoded (see
+    :class:`JSONObject`), once the list is checked to be valid UTF-8; the rest of the body is decoded, numbers
+    with a fraction as :class:`~decimal.Decimal`.
 
     Returns:
         The body without ``key`` (decoded), and the items; no items when ``key`` is absent or null.
@@ -153,10 +172,16 @@ def split_items(content: bytes, key: str) -> tuple[dict[str, Any], list[JSONObje
         body = {name: _VALUE.decode(value) for name, value in members.items() if name != key}
         raw = members.get(key)
         texts = [] if raw is None or bytes(raw) == b"null" else _RAW_LIST.decode(raw)
-        items = [JSONObject(bytes(text).decode("utf-8")) for text in texts]
+        _valid_utf8(memoryview(raw) if raw is not None else b"")  # the items are kept as bytes, unchecked
+        items = [JSONObject(bytes(text)) for text in texts]
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not a JSON object with a list {key!r}: {exc}") from None
     return body, items
+
+
+def _valid_utf8(data: bytes | memoryview) -> None:
+    """Raise :class:`UnicodeDecodeError` unless ``data`` is valid UTF-8 (the decoded text is let go at once)."""
+    codecs.utf_8_decode(data, "strict", True)
 
 
 _DECIMAL_MARK = "\x00decimal:"

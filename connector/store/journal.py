@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -33,18 +34,28 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, Dialect, String, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from connector.model import DocRef, Posting, Return, Sale, dump_document, dump_posting, parse_document
 from connector.store.tables import CrossRef, JournalDocument, utc_now
-from connector.store.types import stable_json
+from connector.store.types import JSONBytes, stable_json
 
-__all__ = ["Journal", "JournalEntry", "JournalWrite", "Upserted", "raw_version"]
+__all__ = [
+    "Journal",
+    "JournalEntry",
+    "JournalPage",
+    "JournalWrite",
+    "Upserted",
+    "raw_version",
+    "sent_version",
+]
 
 Upserted = Literal["new", "changed", "unchanged"]
 _IN_CHUNK = 500  # bound parameters per IN (...) query: far below SQLite's and PostgreSQL's limits
+_JSON_EACH = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+"""SQLite's ``json_each(:ids)``: the values of a JSON array given as one parameter, as rows."""
 
 
 def raw_version(payload: Any) -> str:
@@ -55,6 +66,11 @@ def raw_version(payload: Any) -> str:
     are unchanged and nothing is re-mapped.
     """
     return hashlib.sha256(stable_json(payload).encode()).hexdigest()
+
+
+def sent_version(data: bytes) -> str:
+    """The version of a payload kept as its system sent it (no version of its own): SHA-256 of its UTF-8."""
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -89,7 +105,7 @@ class _Known:
     version: str | None
     mapped: bool
     id: int | None = None
-    pending: int | None = None  # a new row of this page: its write's index
+    pending: tuple[int, int] | None = None  # a new row of this landing: its (page, write) indexes
     store: str | None = None
     business_date: date | None = None
 
@@ -284,19 +300,35 @@ the library allows fewer parameters per statement (999 before SQLite 3.32)."""
 _INSERT_PLANS: dict[tuple[str, str], _InsertPlan] = {}  # by (dialect, driver): the driver sets the paramstyle
 
 
-def _insert_plan(session: Session) -> _InsertPlan:
-    dialect = session.get_bind().dialect
+def _insert_plan(dialect: Dialect) -> _InsertPlan:
     plan = _INSERT_PLANS.get((dialect.name, dialect.driver))
     if plan is None:
         compiled = insert(_TABLE).compile(dialect=dialect, column_keys=list(_ROW_COLUMNS))
         names = tuple(compiled.positiontup or ()) if compiled.positional else _ROW_COLUMNS
-        processors = tuple(
+        processors: tuple[Callable[[Any], Any] | None, ...] = tuple(
             _TABLE.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
         )
-        multirow = dialect.name == "sqlite" and bool(compiled.positional)
-        plan = _InsertPlan(str(compiled), names, bool(compiled.positional), processors, multirow)
+        sql, multirow = str(compiled), dialect.name == "sqlite" and bool(compiled.positional)
+        if multirow:  # a raw payload kept as sent goes in as its bytes, cast to text by SQLite (JSONBytes)
+            head, _, _ = sql.partition(" VALUES ")
+            marks = ", ".join("CAST(? AS TEXT)" if name == "raw" else "?" for name in names)
+            sql = f"{head} VALUES ({marks})"
+            processors = tuple(
+                _sent_as_is(process) if name == "raw" and process is not None else process
+                for name, process in zip(names, processors, strict=True)
+            )
+        plan = _InsertPlan(sql, names, bool(compiled.positional), processors, multirow)
         _INSERT_PLANS[dialect.name, dialect.driver] = plan
     return plan
+
+
+def _sent_as_is(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A JSON column's bind processor that lets :class:`JSONBytes` through as bytes (the SQL casts them)."""
+
+    def bind(value: Any) -> Any:
+        return value if isinstance(value, JSONBytes) else process(value)
+
+    return bind
 
 
 @lru_cache(maxsize=8)
@@ -305,6 +337,56 @@ def _multirow_sql(sql: str, rows: int) -> str:
     statement cache keeps it prepared)."""
     head, _, values = sql.partition(" VALUES ")
     return f"{head} VALUES {', '.join([values] * rows)}"
+
+
+def _decide(
+    number: int, page: JournalPage, known: dict[str, list[_Known]], pages: Sequence[JournalPage],
+    inserts: list[tuple[int, int]], merged: set[tuple[int, int]], updates: dict[int, dict[str, Any]],
+) -> list[Upserted]:  # fmt: skip
+    """Each write's outcome in a landing (see :meth:`Journal.upsert`), against the rows known so far: a new row
+    is added to ``inserts`` (and to ``known``, as pending), a change of a pending row merged into it (``merged``),
+    a change of a stored one into ``updates``."""
+    outcomes: list[Upserted] = []
+    for index, (write, value) in enumerate(zip(page.writes, page.values, strict=True)):
+        found = known.setdefault(write.source_id, [])
+        row = _pick(found, write.kind)
+        if row is None:
+            inserts.append((number, index))
+            found.append(
+                _Known(write.kind, write.version, write.document is not None, pending=(number, index))
+            )
+            outcomes.append("new")
+            continue
+        same = row.version == write.version
+        if same and (row.mapped or (write.document is None and not write.landing)):
+            outcomes.append("unchanged")
+            continue
+        if row.pending is not None:
+            pages[row.pending[0]].rows[row.pending[1]].update(value)
+            merged.add(row.pending)
+        else:
+            assert row.id is not None
+            updates.setdefault(row.id, {}).update(value)
+        row.kind, row.version, row.mapped = write.kind, write.version, write.document is not None
+        outcomes.append("unchanged" if same and write.landing else "changed")
+    return outcomes
+
+
+def _writes_of(pages: Sequence[JournalPage], system: str) -> list[JournalWrite]:
+    return [write for page in pages if page.system == system for write in page.writes]
+
+
+@dataclass(frozen=True)
+class JournalPage:
+    """A page of journal writes made ready for the database by :meth:`Journal.prepare`: each write's columns,
+    its row as if new, and that row's parameters processed for the dialect's INSERT."""
+
+    system: str
+    writes: list[JournalWrite]
+    values: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    params: list[Any]
+    plan: _InsertPlan
 
 
 class Journal:
@@ -378,10 +460,15 @@ class Journal:
             writes: the page.
             lock: held around the transaction only (a SQLite writer's turn, see
                 :meth:`connector.sync.context.SyncContext.writing`): every write's values are made ready for the
-                database as if it were new before it is taken.
+                database as if it were new before it is taken (:meth:`prepare`).
         """
         if not writes:
             return []
+        return self.land([self.prepare(system, writes)], lock=lock)[0]
+
+    def prepare(self, system: str, writes: Sequence[JournalWrite]) -> JournalPage:
+        """A page of :meth:`upsert_many` made ready for the database, without touching it: every write's
+        values processed as if its row were new (JSON, zones, dates, minor units). Land it with :meth:`land`."""
         now = utc_now()
         values = [_values(write.kind, write.version, write.raw, write.document, write.store, write.business_date,
                           now) for write in writes]  # fmt: skip
@@ -389,45 +476,46 @@ class Journal:
             {"system": system, "source_id": write.source_id, "first_seen_at": now, **value}
             for write, value in zip(writes, values, strict=True)
         ]
-        with self._sessions() as session:
-            plan = _insert_plan(session)
-        params = plan.params(rows)
+        plan = _insert_plan(self._dialect())
+        return JournalPage(system, list(writes), values, rows, plan.params(rows), plan)
+
+    def land(
+        self,
+        pages: Sequence[JournalPage],
+        *,
+        lock: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> list[list[Upserted]]:
+        """Journal prepared pages in one transaction, in order, under ``lock``; each page's outcomes.
+
+        The pages land exactly as :meth:`upsert_many` after one another would land them (a later page sees what
+        an earlier one journaled), but with one read of the known rows per system and one commit.
+        """
         with lock(), self._sessions.begin() as session:
-            known = self._known(session, system, writes)
-            outcomes: list[Upserted] = []
-            inserts: list[int] = []
-            merged: set[int] = set()  # new rows a later write of the same page changed
+            known = {
+                system: self._known(session, system, _writes_of(pages, system))
+                for system in dict.fromkeys(page.system for page in pages if page.writes)
+            }
+            outcomes: list[list[Upserted]] = []
+            inserts: list[tuple[int, int]] = []  # (page, write) of each new row, in order
+            merged: set[tuple[int, int]] = set()  # new rows a later write changed
             updates: dict[int, dict[str, Any]] = {}
-            for index, (write, value) in enumerate(zip(writes, values, strict=True)):
-                found = known.setdefault(write.source_id, [])
-                row = _pick(found, write.kind)
-                if row is None:
-                    inserts.append(index)
-                    found.append(_Known(write.kind, write.version, write.document is not None, pending=index))
-                    outcomes.append("new")
-                    continue
-                same = row.version == write.version
-                if same and (row.mapped or (write.document is None and not write.landing)):
-                    outcomes.append("unchanged")
-                    continue
-                if row.pending is not None:
-                    rows[row.pending].update(value)
-                    merged.add(row.pending)
-                else:
-                    assert row.id is not None
-                    updates.setdefault(row.id, {}).update(value)
-                row.kind, row.version, row.mapped = write.kind, write.version, write.document is not None
-                outcomes.append("unchanged" if same and write.landing else "changed")
-            if inserts:
-                again = dict(zip(merged, plan.params([rows[index] for index in merged]), strict=True))
-                plan.execute(
-                    session, [again[index] if index in again else params[index] for index in inserts]
+            for number, page in enumerate(pages):
+                outcomes.append(
+                    _decide(number, page, known.get(page.system, {}), pages, inserts, merged, updates)
                 )
+            if inserts:
+                plan = pages[0].plan
+                again = {at: plan.params([pages[at[0]].rows[at[1]]])[0] for at in merged}
+                plan.execute(session, [again.get(at) or pages[at[0]].params[at[1]] for at in inserts])
             if updates:
                 session.execute(
                     update(JournalDocument), [{"id": id_, **changes} for id_, changes in updates.items()]
                 )
         return outcomes
+
+    def _dialect(self) -> Dialect:
+        dialect: Dialect = self._sessions.kw["bind"].dialect
+        return dialect
 
     def unchanged(
         self, system: str, writes: Sequence[JournalWrite]
@@ -464,19 +552,26 @@ class Journal:
             None
         )  # not decoded: only whether it is mapped (SQL NULL, migration 0003)
         known: dict[str, list[_Known]] = {}
-        for start in range(0, len(wanted), _IN_CHUNK):
+        # SQLite: every id in one JSON parameter, read by json_each (one statement, compiled once, however many
+        # ids); elsewhere IN lists of _IN_CHUNK.
+        one_parameter = session.get_bind().dialect.name == "sqlite"
+        step = len(wanted) if one_parameter else _IN_CHUNK
+        for start in range(0, len(wanted), max(step, 1)):
+            chunk = wanted[start : start + step]
+            ids = (
+                row.source_id.in_(select(_JSON_EACH.c.value).select_from(_JSON_EACH))
+                if one_parameter
+                else row.source_id.in_(chunk)
+            )
             query = (
                 select(row.id, row.kind, row.source_id, row.version, mapped, row.store, row.business_date)
-                .where(
-                    row.system == system,
-                    row.kind.in_(kinds),
-                    row.source_id.in_(wanted[start : start + _IN_CHUNK]),
-                )
+                .where(row.system == system, row.kind.in_(kinds), ids)
                 .order_by(JournalDocument.id)
             )
             if lock:
                 query = query.with_for_update()
-            for id_, kind, source_id, version, is_mapped, store, day in session.execute(query):
+            parameters = {"ids": json.dumps(chunk)} if one_parameter else {}
+            for id_, kind, source_id, version, is_mapped, store, day in session.execute(query, parameters):
                 entry = _Known(kind, version, bool(is_mapped), id=id_, store=store, business_date=day)
                 known.setdefault(source_id, []).append(entry)
         return known

@@ -23,6 +23,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 __all__ = [
     "Amount",
     "Id",
+    "JSONBytes",
     "JSONDocument",
     "JSONText",
     "UTCDateTime",
@@ -122,13 +123,26 @@ class JSONText(str):
     __slots__ = ()
 
 
+class JSONBytes(bytes):
+    """JSON already encoded — a raw payload exactly as its system sent it, in UTF-8 — for a JSON column.
+
+    The caller vouches that it is JSON in valid UTF-8 (the adapter checked it). The journal's own inserts on
+    SQLite bind the bytes as they are, cast to text in SQL (:meth:`connector.store.journal.Journal.upsert_many`):
+    nothing is decoded or encoded again. Anywhere else it goes in as its text.
+    """
+
+    __slots__ = ()
+
+
 def json_serializer(value: Any) -> str:
     """Serialize a JSON column value; Decimal becomes a string so money never passes through float.
 
-    :class:`JSONText` goes in as it is.
+    :class:`JSONText` goes in as it is, :class:`JSONBytes` as its text.
     """
     if isinstance(value, JSONText):
         return str(value)
+    if isinstance(value, JSONBytes):
+        return value.decode("utf-8")
     return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))
 
 

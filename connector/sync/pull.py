@@ -11,8 +11,9 @@ is not mapped again.
 place — kind, store, business date — the mapping tells from two fields (:meth:`Mapping.receipt_place`) is
 *landed*: journaled raw, exactly as received, under that place, without being mapped (:func:`land_records`).
 Only the few top-level members the place needs are decoded for it (:meth:`Mapping.place_members`); the document
-is decoded whole when it is mapped.
-It is mapped later by :func:`map_unmapped`, one (store, business date) at a time: in a sync, by the first
+is decoded whole when it is mapped. On SQLite, which has one writer, the pull's threads hand their landed pages
+to one :class:`PageWriter` and read on (:class:`Landing`); on PostgreSQL each thread lands its own.
+A landed receipt is mapped later by :func:`map_unmapped`, one (store, business date) at a time: in a sync, by the first
 partition of that store's day, on the pool where the writes wait on the network; in :func:`pull_window`, right
 after the reads. So a pull costs about what downloading costs, a mapping error never costs a re-download (the
 raw form is journaled before anything can fail), and a document whose mapping was fixed maps again from the
@@ -29,13 +30,15 @@ dates without moving any watermark and without writing to any other system.
 
 from __future__ import annotations
 
-import hashlib
-from collections import Counter
+import threading
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import islice
+from queue import SimpleQueue
 from time import monotonic
 from typing import Any
 
@@ -48,14 +51,25 @@ from connector.logs import get_logger
 from connector.mapping.functions import Members
 from connector.model import DocRef, Posting, Return, Sale
 from connector.store import Store, open_store
-from connector.store.journal import JournalEntry, JournalWrite, raw_version
+from connector.store.journal import (
+    JournalEntry,
+    JournalPage,
+    JournalWrite,
+    Upserted,
+    raw_version,
+    sent_version,
+)
 from connector.store.tables import utc_now
-from connector.store.types import JSONText
+from connector.store.types import JSONBytes
 from connector.sync.context import SyncContext, failure_for
 from connector.sync.locks import partition_lock
 
 __all__ = [
     "CHUNK",
+    "LANDING_AHEAD",
+    "PAGES_PER_COMMIT",
+    "Landing",
+    "PageWriter",
     "PullReport",
     "Window",
     "incremental_window",
@@ -189,25 +203,30 @@ def _by_system(records: Iterable[RawRecord]) -> dict[str, list[RawRecord]]:
 
 
 def _version(record: RawRecord) -> str:
-    """The source's version, else the SHA-256 of the payload's text as sent (else of its canonical JSON)."""
+    """The source's version, else the SHA-256 of the payload's UTF-8 as sent (else of its canonical JSON)."""
     if record.version:
         return record.version
-    if record.text is not None:
-        return hashlib.sha256(record.text.encode()).hexdigest()
+    data = record.data
+    if data is not None:
+        return sent_version(data)
     return raw_version(record.payload)
 
 
 def _raw(record: RawRecord) -> Any:
-    """What the journal keeps as the raw form: the text as sent where the adapter has it."""
-    return JSONText(record.text) if record.text is not None else record.payload
+    """What the journal keeps as the raw form: the JSON as sent where the adapter has it."""
+    data = record.data
+    return JSONBytes(data) if data is not None else record.payload
 
 
-def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullReport) -> None:
+def land_records(
+    ctx: SyncContext, records: Sequence[RawRecord], report: PullReport, landing: Landing | None = None
+) -> None:
     """Journal a chunk: receipts whose place the mapping tells are landed raw, the rest mapped at once.
 
     A landed receipt is journaled exactly as sent under its kind, store and business date, with no canonical
     form: :func:`map_unmapped` maps it. A re-read at the same version leaves a mapped row alone and gives one that
-    waits (or did not map before) its place again. One transaction per system for the landed part.
+    waits (or did not map before) its place again. One transaction per system for the landed part: at once, or
+    handed to ``landing`` (a stream's :class:`Landing`), which counts it into ``report`` once it has landed.
     """
     for system, group in _by_system(records).items():
         mapping, catalogs = ctx.mapping(system), ctx.catalogs(system)
@@ -217,7 +236,7 @@ def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullRep
         for record in group:
             place = (
                 mapping.receipt_place(_place_view(record, members), system=system, catalogs=catalogs)
-                if record.text is not None
+                if record.data is not None
                 else None
             )
             # A receipt without a store would wait under no store's day, which no partition maps: map it now.
@@ -228,18 +247,132 @@ def land_records(ctx: SyncContext, records: Sequence[RawRecord], report: PullRep
             writes.append(JournalWrite(place[0], record.id, _version(record), _raw(record), None, store=store,
                                        business_date=place[2], aliases=(record.entity,), landing=True))  # fmt: skip
         if writes:
-            outcomes = ctx.journal.upsert_many(system, writes, lock=ctx.writing)
-            counts: Counter[str] = Counter()
-            for write, outcome in zip(writes, outcomes, strict=True):
-                assert write.business_date is not None
-                setattr(report, outcome, getattr(report, outcome) + 1)
-                report.days.add((write.store or "", write.business_date))
-                if outcome == "unchanged":
-                    counts[write.store or ""] += 1
-            for store_id, by in counts.items():
-                ctx.count(system, store_id, "unchanged", by)
+            if landing is None:
+                _account_landed(ctx, system, writes, ctx.journal.upsert_many(system, writes, lock=ctx.writing),
+                                report)  # fmt: skip
+            else:
+                landing.submit(system, writes)
         if rest:
+            if landing is not None:
+                landing.finish()  # what the stream read before lands before what it reads after
             journal_records(ctx, rest, report)
+
+
+def _account_landed(
+    ctx: SyncContext, system: str, writes: Sequence[JournalWrite], outcomes: Sequence[str], report: PullReport
+) -> None:
+    counts: Counter[str] = Counter()
+    for write, outcome in zip(writes, outcomes, strict=True):
+        assert write.business_date is not None
+        setattr(report, outcome, getattr(report, outcome) + 1)
+        report.days.add((write.store or "", write.business_date))
+        if outcome == "unchanged":
+            counts[write.store or ""] += 1
+    for store_id, by in counts.items():
+        ctx.count(system, store_id, "unchanged", by)
+
+
+class Landing:
+    """One stream's landed pages on their way to the journal, through the pull's :class:`PageWriter`.
+
+    SQLite has one writer: a pull thread that journaled its page itself waited for that turn, with no request
+    in flight, while its next page could have been on the way. A stream's pages are made ready for the database
+    by the stream's thread (:meth:`Journal.prepare <connector.store.journal.Journal.prepare>`), handed to the
+    writer in the order read (a later version of a document lands after an earlier one), and the stream reads
+    on; at most :data:`LANDING_AHEAD` pages wait for it, so memory stays one or two pages a stream. Each page is
+    counted into the stream's report by the stream's own thread once it landed. Without a writer (PostgreSQL:
+    each thread writes), a page lands at once.
+    """
+
+    def __init__(self, ctx: SyncContext, report: PullReport, writer: PageWriter | None) -> None:
+        self._ctx, self._report, self._writer = ctx, report, writer
+        self._waiting: deque[tuple[str, list[JournalWrite], Future[list[Upserted]]]] = deque()
+
+    def submit(self, system: str, writes: list[JournalWrite]) -> None:
+        """Land a page (see the class); raises what an earlier page's landing raised."""
+        ctx = self._ctx
+        page = ctx.journal.prepare(system, writes)
+        if self._writer is None:
+            [outcomes] = ctx.journal.land([page], lock=ctx.writing)
+            _account_landed(ctx, system, writes, outcomes, self._report)
+            return
+        self._waiting.append((system, writes, self._writer.submit(page)))
+        while len(self._waiting) > LANDING_AHEAD:
+            self._settle()
+
+    def finish(self) -> None:
+        """Wait until every page handed over has landed and is counted; raises what a landing raised (the
+        pages after it are still waited for, so nothing of the stream is being written once this returns)."""
+        try:
+            while self._waiting:
+                self._settle()
+        except BaseException:
+            wait([future for _, _, future in self._waiting])
+            self._waiting.clear()
+            raise
+
+    def _settle(self) -> None:
+        system, writes, future = self._waiting.popleft()
+        _account_landed(self._ctx, system, writes, future.result(), self._report)
+
+
+LANDING_AHEAD = 1
+"""Pages of a stream handed to the writer and not yet landed, beyond the one being read (see :class:`Landing`)."""
+PAGES_PER_COMMIT = 8
+"""Pages :class:`PageWriter` lands in one transaction at most (those waiting when it takes its turn)."""
+
+
+class PageWriter:
+    """SQLite's one writer of a pull: lands the pages the streams hand over (see :class:`Landing`).
+
+    One thread, so the pages land in the order handed over. It takes every page waiting (up to
+    :data:`PAGES_PER_COMMIT`) into one transaction under the run's writer's turn
+    (:meth:`~connector.sync.context.SyncContext.writing`): one commit, and one wait for the interpreter lock
+    after each SQLite call, for several pages. If that transaction fails, its pages are landed one by one, so
+    only a page that fails on its own fails its stream. Close it once the streams finished.
+    """
+
+    def __init__(self, ctx: SyncContext) -> None:
+        self._ctx = ctx
+        self._queue: SimpleQueue[tuple[JournalPage, Future[list[Upserted]]] | None] = SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="pull-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, page: JournalPage) -> Future[list[Upserted]]:
+        """Queue a page; the future holds its outcomes once it landed (or what landing it raised)."""
+        future: Future[list[Upserted]] = Future()
+        self._queue.put((page, future))
+        return future
+
+    def close(self) -> None:
+        """Land what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            batch = [item]
+            while len(batch) < PAGES_PER_COMMIT and not self._queue.empty():
+                more = self._queue.get()
+                if more is None:
+                    self._land(batch)
+                    return
+                batch.append(more)
+            self._land(batch)
+
+    def _land(self, batch: list[tuple[JournalPage, Future[list[Upserted]]]]) -> None:
+        ctx = self._ctx
+        try:
+            landed = ctx.journal.land([page for page, _ in batch], lock=ctx.writing)
+        except Exception as exc:
+            if len(batch) > 1:
+                for one in batch:
+                    self._land([one])
+            else:
+                batch[0][1].set_exception(exc)
+            return
+        for (_, future), outcomes in zip(batch, landed, strict=True):
+            future.set_result(outcomes)
 
 
 def _payload(record: RawRecord) -> Any:
@@ -428,19 +561,27 @@ def _place_postings(ctx: SyncContext, items: Sequence[_Mapped]) -> None:
             item.place, item.day = places.get(source_id, (None, None))
 
 
-def pull_stream(ctx: SyncContext, window: Window, *, advance: bool) -> PullReport:
+def pull_stream(
+    ctx: SyncContext, window: Window, *, advance: bool, writer: PageWriter | None = None
+) -> PullReport:
     """Read one stream's window into the journal; move its watermark to ``until`` when ``advance``.
 
-    On PostgreSQL a stream another process is pulling right now is skipped (an empty report).
+    With ``writer``, the pages are landed there while the stream reads on (see
+    :class:`Landing`); the stream returns once all of them landed. On PostgreSQL a stream another process is
+    pulling right now is skipped (an empty report).
     """
     report = PullReport(windows=[window])
     with partition_lock(ctx.store, f"pull:{window.system}:{window.stream}:{window.store}") as mine:
         if not mine:
             return PullReport()
-        for chunk in _chunks(_records(ctx, window), CHUNK):
-            report.fetched += len(chunk)
-            ctx.count(window.system, window.store, "fetched", len(chunk))
-            land_records(ctx, chunk, report)
+        landing = Landing(ctx, report, writer)
+        try:
+            for chunk in _chunks(_records(ctx, window), CHUNK):
+                report.fetched += len(chunk)
+                ctx.count(window.system, window.store, "fetched", len(chunk))
+                land_records(ctx, chunk, report, landing)
+        finally:
+            landing.finish()
         if advance:
             with ctx.writing():
                 ctx.cursors.advance(window.system, window.stream, window.store, window.until)
@@ -475,8 +616,17 @@ def run_pulls(ctx: SyncContext, windows: Iterable[Window], *, advance: bool, wor
     """Pull several windows on a thread pool; a stream that fails is logged and parked, the others go on."""
     total = PullReport()
     unread = ctx.failures.live_streams()  # streams a run could not read before: a good read resolves them
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
-        futures = [(window, pool.submit(pull_stream, ctx, window, advance=advance)) for window in windows]
+    # SQLite's one writer lands every stream's pages on a thread of its own (see Landing); PostgreSQL's
+    # threads each write their own.
+    with ExitStack() as stack:
+        writer = PageWriter(ctx) if ctx.store.dialect == "sqlite" else None
+        if writer is not None:
+            stack.callback(writer.close)
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull"))
+        futures = [
+            (window, pool.submit(pull_stream, ctx, window, advance=advance, writer=writer))
+            for window in windows
+        ]
         for window, future in futures:
             route = f"pull:{window.system}"
             try:

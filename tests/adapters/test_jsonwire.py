@@ -79,4 +79,18 @@ def test_objects_are_equal_by_their_text() -> None:
 def test_a_repr_never_shows_the_payload() -> None:
     document = JSONObject('{"customer_phone": "79161234567"}')
     assert "7916" not in repr(document)
-    assert repr(document) == "JSONObject(<33 characters>)"
+    assert repr(document) == "JSONObject(<33 bytes>)"
+
+
+def test_a_page_s_items_are_kept_as_the_bytes_sent_and_decoded_to_text_only_when_asked() -> None:
+    page = '{"items": [{"id": "a", "name": "Молоко 3,2%"}]}'.encode()
+    [item] = split_items(page, "items")[1]
+    assert item.data == '{"id": "a", "name": "Молоко 3,2%"}'.encode()  # byte for byte, not re-encoded
+    assert item.project(["name"]) == {"name": "Молоко 3,2%"}
+    assert item.text == '{"id": "a", "name": "Молоко 3,2%"}'
+    assert item == JSONObject(item.text)  # from text or from its UTF-8, the same object
+
+
+def test_a_page_whose_items_are_not_utf8_is_refused_not_kept() -> None:
+    with pytest.raises(ValueError, match="not a JSON object with a list 'items'"):
+        split_items(b'{"items": [{"id": "a", "name": "\xff\xfe"}]}', "items")

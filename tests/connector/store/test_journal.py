@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -10,12 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from connector.model import DocRef, Return, Sale
 from connector.store import Store
 from connector.store import journal as journal_module
-from connector.store.journal import Journal, JournalWrite, raw_version
-from connector.store.types import JSONText, canonical_json
+from connector.store.journal import Journal, JournalWrite, raw_version, sent_version
+from connector.store.types import JSONBytes, JSONText, canonical_json
 
 PHONE = "+79161234567"
 
@@ -307,3 +309,61 @@ def test_upsert_many_inserts_a_page_in_several_statements_with_a_later_version_o
     assert [entry.version for entry in waiting if entry.ref.id == "p-1"] == [
         hashlib.sha256(newer.encode()).hexdigest()
     ]
+
+
+def test_pages_landed_in_one_transaction_end_as_if_upserted_one_after_another(store: Store) -> None:
+    journal = Journal(store.sessions)
+    journal.upsert_many("evotor", [_landing("m-0", '{"id": "m-0", "v": 0}')])
+    first = [_landing("m-1", '{"id": "m-1", "v": 1}'), _landing("m-0", '{"id": "m-0", "v": 0}')]
+    second = [
+        _landing("m-1", '{"id": "m-1", "v": 2}'),  # a new row of the first page, changed by the second
+        _landing("m-0", '{"id": "m-0", "v": 3}'),  # a stored row, changed
+        _landing("m-2", '{"id": "m-2", "v": 1}'),
+    ]
+    taken: list[str] = []
+
+    @contextmanager
+    def lock() -> Iterator[None]:
+        taken.append("held")
+        yield
+
+    pages = [
+        journal.prepare("evotor", first),
+        journal.prepare("evotor", []),
+        journal.prepare("evotor", second),
+    ]
+    assert journal.land(pages, lock=lock) == [["new", "unchanged"], [], ["changed", "changed", "new"]]
+    assert taken == ["held"]
+    waiting = journal.unmapped("evotor", "store-1", date(2026, 11, 20))
+    assert {entry.ref.id: entry.raw["v"] for entry in waiting} == {"m-0": 3, "m-1": 2, "m-2": 1}
+    assert [len(journal.find(doc_id)) for doc_id in ("m-0", "m-1", "m-2")] == [1, 1, 1]
+
+
+def test_a_payload_kept_as_the_bytes_sent_is_stored_as_that_text_inserted_or_updated(store: Store) -> None:
+    journal = Journal(store.sessions)
+    sent = '{"id": "b-1", "name": "Молоко 3,2%", "sum": 89.90}'.encode()
+
+    def write(data: bytes) -> JournalWrite:
+        return JournalWrite("receipt", "b-1", sent_version(data), JSONBytes(data), None, store="store-1",
+                            business_date=date(2026, 11, 20), aliases=("SELL",), landing=True)  # fmt: skip
+
+    def stored() -> tuple[Any, str]:
+        with store.sessions() as session:
+            raw = session.execute(text("SELECT raw FROM documents WHERE source_id = 'b-1'")).scalar_one()
+            kind = "text"
+            if store.dialect == "sqlite":  # text, not a blob: SQLite's JSON functions read it
+                kind = session.execute(
+                    text("SELECT typeof(raw) FROM documents WHERE source_id = 'b-1'")
+                ).scalar_one()
+        return raw, kind
+
+    assert journal.upsert_many("evotor", [write(sent)]) == ["new"]
+    assert stored()[1] == "text"
+    expected = sent.decode() if store.dialect == "sqlite" else json.loads(sent, parse_float=Decimal)
+    assert stored()[0] == expected  # SQLite: the text as sent, byte for byte; PostgreSQL: its JSONB value
+    changed = sent.replace(b"89.90", b"99.90")
+    assert journal.upsert_many("evotor", [write(changed)]) == ["changed"]  # an UPDATE, not the INSERT
+    assert stored()[1] == "text"
+    [entry] = journal.find("b-1")
+    assert entry.raw == {"id": "b-1", "name": "Молоко 3,2%", "sum": Decimal("99.90")}
+    assert entry.version == hashlib.sha256(changed).hexdigest()

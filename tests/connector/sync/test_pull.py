@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from adapters.base import RawRecord, build_adapter
 from adapters.jsonwire import JSONObject
 from connector.mapping import Mapping
 from connector.store import open_store
 from connector.store.failures import FailedItems
-from connector.store.journal import Journal
+from connector.store.journal import Journal, JournalWrite
 from connector.store.tables import utc_now
+from connector.store.types import JSONBytes
 from connector.sync import pull, pull_window
 from connector.sync.context import SyncContext
 from connector.sync.pull import PullReport, window_bounds
@@ -173,3 +180,56 @@ def test_a_landed_text_that_is_not_a_json_object_is_parked_and_the_rest_lands(tm
         assert kept.raw == ["SELL", 1]  # kept as sent, nothing lost
         assert (item.route, item.document.id if item.document else None) == ("pull:evotor", "not-an-object")
         assert "not a JSON object" in item.error
+
+
+def _landing_write(doc_id: str, *, no_id: bool = False) -> JournalWrite:
+    data = json.dumps({"id": doc_id}).encode()
+    return JournalWrite("receipt", cast(Any, None) if no_id else doc_id, hashlib.sha256(data).hexdigest(), JSONBytes(data), None, store="s-1",
+                        business_date=date(2026, 11, 20), aliases=("SELL",), landing=True)  # fmt: skip
+
+
+def test_the_page_writer_lands_waiting_pages_together_and_a_page_that_fails_fails_alone(
+    tmp_path: Path,
+) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        journal, turn, taken = Journal(store.sessions), threading.Lock(), []
+
+        @contextmanager
+        def writing() -> Iterator[None]:
+            with turn:
+                taken.append("turn")
+                yield
+
+        writer = pull.PageWriter(cast(Any, SimpleNamespace(journal=journal, writing=writing)))
+        pages = {doc_id: journal.prepare("evotor", [_landing_write(doc_id)]) for doc_id in "ABCE"}
+        pages["D"] = journal.prepare(
+            "evotor", [_landing_write("D", no_id=True)]
+        )  # NOT NULL: fails on its own
+        with turn:  # the writer takes A and waits for the turn while B to E queue up behind it
+            futures = {"A": writer.submit(pages["A"])}
+            while writer._queue.qsize():
+                time.sleep(0.001)
+            futures |= {doc_id: writer.submit(pages[doc_id]) for doc_id in "BCDE"}
+        writer.close()
+        assert {doc_id: futures[doc_id].result() for doc_id in "ABCE"} == {key: ["new"] for key in "ABCE"}
+        with pytest.raises(IntegrityError):
+            futures["D"].result()
+        assert sorted(entry.ref.id for entry in journal.documents_in_window(
+            "evotor", None, date(2026, 11, 20), date(2026, 11, 20))) == ["A", "B", "C", "E"]  # fmt: skip
+        # A alone; B–E in one transaction, which D failed; then each of B–E on its own.
+        assert len(taken) == 1 + 1 + 4
+
+
+def test_a_stream_s_landing_raises_what_a_page_s_landing_raised_and_finishes_the_rest(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        journal = Journal(store.sessions)
+        ctx = cast(Any, SimpleNamespace(journal=journal, writing=threading.RLock, count=lambda *_: None))
+        writer, report = pull.PageWriter(ctx), PullReport()
+        landing = pull.Landing(ctx, report, writer)
+        landing.submit("evotor", [_landing_write("bad", no_id=True)])
+        with pytest.raises(IntegrityError):  # the failure surfaces when the next page is handed over
+            landing.submit("evotor", [_landing_write("good")])
+        landing.finish()  # as a stream does then: the page handed over lands and is counted
+        writer.close()
+        assert [entry.ref.id for entry in journal.find("good")] == ["good"]  # waited for, not left in flight
+        assert (report.new, report.days) == (1, {("s-1", date(2026, 11, 20))})  # counted by its stream
