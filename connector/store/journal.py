@@ -341,11 +341,13 @@ def _multirow_sql(sql: str, rows: int) -> str:
 
 def _decide(
     number: int, page: JournalPage, known: dict[str, list[_Known]], pages: Sequence[JournalPage],
-    inserts: list[tuple[int, int]], merged: set[tuple[int, int]], updates: dict[int, dict[str, Any]],
+    inserts: list[tuple[int, int]], merged: dict[tuple[int, int], dict[str, Any]],
+    updates: dict[int, dict[str, Any]],
 ) -> list[Upserted]:  # fmt: skip
     """Each write's outcome in a landing (see :meth:`Journal.upsert`), against the rows known so far: a new row
-    is added to ``inserts`` (and to ``known``, as pending), a change of a pending row merged into it (``merged``),
-    a change of a stored one into ``updates``."""
+    is added to ``inserts`` (and to ``known``, as pending), a change of a pending row merged into a copy of it
+    (``merged``: the pages are left as prepared, to be landed again if the transaction fails), a change of a
+    stored one into ``updates``."""
     outcomes: list[Upserted] = []
     for index, (write, value) in enumerate(zip(page.writes, page.values, strict=True)):
         found = known.setdefault(write.source_id, [])
@@ -362,8 +364,8 @@ def _decide(
             outcomes.append("unchanged")
             continue
         if row.pending is not None:
-            pages[row.pending[0]].rows[row.pending[1]].update(value)
-            merged.add(row.pending)
+            page_no, write_no = row.pending
+            merged.setdefault(row.pending, dict(pages[page_no].rows[write_no])).update(value)
         else:
             assert row.id is not None
             updates.setdefault(row.id, {}).update(value)
@@ -497,7 +499,7 @@ class Journal:
             }
             outcomes: list[list[Upserted]] = []
             inserts: list[tuple[int, int]] = []  # (page, write) of each new row, in order
-            merged: set[tuple[int, int]] = set()  # new rows a later write changed
+            merged: dict[tuple[int, int], dict[str, Any]] = {}  # new rows a later write changed
             updates: dict[int, dict[str, Any]] = {}
             for number, page in enumerate(pages):
                 outcomes.append(
@@ -505,7 +507,7 @@ class Journal:
                 )
             if inserts:
                 plan = pages[0].plan
-                again = {at: plan.params([pages[at[0]].rows[at[1]]])[0] for at in merged}
+                again = {at: plan.params([row])[0] for at, row in merged.items()}
                 plan.execute(session, [again.get(at) or pages[at[0]].params[at[1]] for at in inserts])
             if updates:
                 session.execute(

@@ -332,8 +332,10 @@ def test_pages_landed_in_one_transaction_end_as_if_upserted_one_after_another(st
         journal.prepare("evotor", []),
         journal.prepare("evotor", second),
     ]
+    prepared = [dict(row) for row in pages[0].rows]
     assert journal.land(pages, lock=lock) == [["new", "unchanged"], [], ["changed", "changed", "new"]]
     assert taken == ["held"]
+    assert pages[0].rows == prepared  # left as prepared: a page writer may land them again one by one
     waiting = journal.unmapped("evotor", "store-1", date(2026, 11, 20))
     assert {entry.ref.id: entry.raw["v"] for entry in waiting} == {"m-0": 3, "m-1": 2, "m-2": 1}
     assert [len(journal.find(doc_id)) for doc_id in ("m-0", "m-1", "m-2")] == [1, 1, 1]
