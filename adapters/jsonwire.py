@@ -172,7 +172,8 @@ def split_items(content: bytes, key: str) -> tuple[dict[str, Any], list[JSONObje
         body = {name: _VALUE.decode(value) for name, value in members.items() if name != key}
         raw = members.get(key)
         texts = [] if raw is None or bytes(raw) == b"null" else _RAW_LIST.decode(raw)
-        _valid_utf8(memoryview(raw) if raw is not None else b"")  # the items are kept as bytes, unchecked
+        if raw is not None:  # checked once here: the items are kept as bytes, not decoded
+            _valid_utf8(memoryview(raw))
         items = [JSONObject(bytes(text)) for text in texts]
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not a JSON object with a list {key!r}: {exc}") from None

@@ -147,6 +147,7 @@ def _sqlite_engine(url: URL) -> Engine:
         connect_args=connect_args,
         json_serializer=json_serializer,
         json_deserializer=json_deserializer,
+        hide_parameters=True,  # a database error's text would show raw payloads (phones) and secrets
         **options,
     )
     event.listen(engine, "connect", _on_sqlite_connect)
@@ -199,6 +200,7 @@ def make_engine(url: str) -> Engine:
         pool_recycle=1800,  # server-side idle timeouts; a dropped connection fails one transaction, retried
         json_serializer=json_serializer,
         json_deserializer=json_deserializer,
+        hide_parameters=True,  # a database error's text would show raw payloads (phones) and secrets
     )
 
 

@@ -454,8 +454,8 @@ class Journal:
         Each write has exactly :meth:`upsert`'s semantics, as if they were upserted one after the other: a row
         under another kind of the same source id (its ``aliases``) is the same document; an unchanged version
         whose row did not map is mapped again; a source id twice in the page is new, then changed or unchanged.
-        The page's known rows are read in one query (per 500 ids) and locked on PostgreSQL; new rows go in
-        multi-row inserts, changed ones in one update per shape.
+        The page's known rows are read in one query (SQLite: every id in one JSON parameter; PostgreSQL: per 500
+        ids, locked); new rows go in multi-row inserts, changed ones in one update per shape.
 
         Args:
             system: the configured system name.

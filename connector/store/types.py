@@ -25,7 +25,6 @@ __all__ = [
     "Id",
     "JSONBytes",
     "JSONDocument",
-    "JSONText",
     "UTCDateTime",
     "canonical_json",
     "json_deserializer",
@@ -113,22 +112,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable: {value!r}")
 
 
-class JSONText(str):
-    """JSON text already encoded — a raw payload exactly as its system sent it — stored in a JSON column as is.
-
-    The caller vouches that it is JSON (the adapter decoded it). SQLite keeps the text byte for byte; PostgreSQL's
-    JSONB parses it, keeping every number exact.
-    """
-
-    __slots__ = ()
-
-
 class JSONBytes(bytes):
     """JSON already encoded — a raw payload exactly as its system sent it, in UTF-8 — for a JSON column.
 
     The caller vouches that it is JSON in valid UTF-8 (the adapter checked it). The journal's own inserts on
-    SQLite bind the bytes as they are, cast to text in SQL (:meth:`connector.store.journal.Journal.upsert_many`):
-    nothing is decoded or encoded again. Anywhere else it goes in as its text.
+    SQLite bind the bytes as they are, cast to text in SQL (:meth:`connector.store.journal.Journal.land`):
+    nothing is decoded or encoded again. Anywhere else it goes in as its text (SQLite keeps it byte for byte;
+    PostgreSQL's JSONB parses it, keeping every number exact).
     """
 
     __slots__ = ()
@@ -137,10 +127,8 @@ class JSONBytes(bytes):
 def json_serializer(value: Any) -> str:
     """Serialize a JSON column value; Decimal becomes a string so money never passes through float.
 
-    :class:`JSONText` goes in as it is, :class:`JSONBytes` as its text.
+    :class:`JSONBytes` goes in as its text, not encoded again.
     """
-    if isinstance(value, JSONText):
-        return str(value)
     if isinstance(value, JSONBytes):
         return value.decode("utf-8")
     return json.dumps(value, ensure_ascii=False, default=_json_default, separators=(",", ":"))

@@ -13,7 +13,7 @@ from connector.store import open_store
 from connector.store.checkpoint import WalCheckpointer
 from connector.store.engine import wal_checkpointer
 from connector.store.journal import Journal, JournalWrite
-from connector.store.types import JSONText
+from connector.store.types import JSONBytes
 
 
 def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -35,7 +35,7 @@ def test_what_the_commits_append_to_the_wal_reaches_the_database_file_from_the_c
         checkpointer.idle = 0.1
         journal = Journal(store.sessions)
         before = path.stat().st_size
-        text = JSONText('{"id": "x", "note": "' + "я" * 2000 + '"}')  # 4 KB a row: 2 MB in all
+        text = JSONBytes(('{"id": "x", "note": "' + "я" * 2000 + '"}').encode())  # 4 KB a row: 2 MB in all
         for page in range(5):
             writes = [
                 JournalWrite("SELL", f"d-{page}-{n}", "v1", text, None, store="s-1") for n in range(100)
@@ -100,7 +100,7 @@ def test_closing_the_store_stops_the_thread_first_so_the_database_file_alone_is_
     checkpointer = wal_checkpointer(store.engine)
     assert checkpointer is not None
     checkpointer.idle = 60.0  # still running when the store closes
-    Journal(store.sessions).upsert_many("evotor", [JournalWrite("SELL", "d-1", "v1", JSONText("{}"), None)])
+    Journal(store.sessions).upsert_many("evotor", [JournalWrite("SELL", "d-1", "v1", JSONBytes(b"{}"), None)])
     assert checkpointer.running()
     store.close()
     assert not checkpointer.running()
