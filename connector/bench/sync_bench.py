@@ -2,18 +2,27 @@
 
 Issue 5, item 8. One run measures, in this order, against one sandbox child process
 (:class:`~connector.bench.sandbox_proc.SandboxProcess`, ``--clean`` world, ``*:latency=20ms``, emulator rate
-budgets off):
+budgets off), in ``rounds`` rounds (default 3) of a baseline and the pull it is compared with, back to back:
 
 1. **baseline** — the same Evotor pages (every store's documents of the window, cursor after cursor) downloaded
    with plain ``requests`` on ``workers`` threads, one store per thread at a time, JSON decoded, nothing else;
-2. **pull + map** — :func:`connector.sync.pull_window` into a fresh state database: the reconciliation's fresh
-   read, which lands the receipts and maps them all before it returns (shown for scale, no target);
-3. **sync** — :func:`connector.sync.run_sync` over the window (tills → CRM postings, tills → 1C receipts) on
-   another fresh state database, with the sandbox counting every request it receives per system. Its report's
-   stage timings give the **pull stage** (``ours_s``: the receipts read and landed in the journal), the map
-   (summed over the threads; it runs inside the write stage) and the write stage.
+2. **pull** — right after it, in every round but the last, the sync's pull stage alone
+   (:func:`connector.sync.pull_window` with ``map_landed=False``: :func:`~connector.sync.pull.run_pulls` over the
+   window) into a fresh state database; in the last round, the **sync** itself:
+   :func:`connector.sync.run_sync` over the window (tills → CRM postings, tills → 1C receipts) on a fresh state
+   database, with the sandbox counting every request it receives per system. Its report's stage timings give
+   its pull stage (the receipts read and landed in the journal), the map (summed over the threads; it runs
+   inside the write stage) and the write stage;
+3. **pull + map** — at the end, :func:`connector.sync.pull_window` into another fresh state database: the
+   reconciliation's fresh read, which lands the receipts and maps them all before it returns (shown for scale,
+   no target).
 
-``ratio`` is the sync's pull stage / baseline. ``requests_per_write`` is, per target, the requests the target
+``ratio`` is the median round's pull / baseline, and ``ours_s`` and ``baseline_s`` are that round's: this
+machine is shared, and the time of the same download swings by a third from one minute to the next, so one
+round could pass or miss on the weather. Every round is in ``rounds``. Nothing runs between a baseline and its
+pull: no write of hundreds of megabytes the kernel would still be flushing, no other stage's heap.
+
+``requests_per_write`` is, per target, the requests the target
 received during the sync divided by the API minimum for the writes made (the CRM: 1 per posting; 1C: create +
 Post = 2 per document). ``peak_rss_mb`` is this process's peak (the sandbox runs in its own process and is not
 counted).
@@ -164,6 +173,35 @@ def _written(report_counts: dict[str, dict[str, dict[str, int]]]) -> dict[str, i
     }
 
 
+def _pull_round(config: ConnectorConfig, path: Path, first: date, last: date, workers: int) -> float:
+    """The sync's pull stage alone over the window, into a fresh state database at ``path`` (then removed);
+    its seconds."""
+    store = open_store(f"sqlite:///{path}")
+    try:
+        _, seconds = timed(
+            lambda: pull_window(config, store, "evotor", first, last, workers=workers, map_landed=False)
+        )
+    finally:
+        store.close()
+        for made in path.parent.glob(f"{path.name}*"):  # the database, its WAL and shared memory
+            made.unlink()
+    return seconds
+
+
+def _round(baseline_s: float, ours_s: float, stage: str) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "baseline_s": baseline_s,
+        "ours_s": ours_s,
+        "ratio": round(ours_s / baseline_s, 4),
+    }
+
+
+def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round whose ratio is the median (the upper one of an even count)."""
+    return sorted(rounds, key=lambda measured: measured["ratio"])[len(rounds) // 2]
+
+
 def run_sync_bench(
     *,
     receipts: int = 100_000,
@@ -171,6 +209,7 @@ def run_sync_bench(
     latency_ms: float = 20,
     workers: int = 4,
     seed: int = 7,
+    rounds: int = 3,
     profile: Path | None = None,
 ) -> dict[str, Any]:
     """Run the sync benchmark once; return the result object ``bench sync --json`` prints.
@@ -181,22 +220,26 @@ def run_sync_bench(
         latency_ms: latency the sandbox adds to every response.
         workers: the engine's threads, and the baseline's.
         seed: the world's seed.
+        rounds: rounds of a baseline and a pull (at least 1; the last one's pull is the whole sync's).
         profile: write a cProfile of the sync stage (pull, plan, push) to this file.
     """
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
     options = _world(receipts, stores, seed)
     first, last = options.start, options.start + timedelta(days=options.days - 1)
+    measured: list[dict[str, Any]] = []
     with SandboxProcess(options, latency_ms=latency_ms) as sandbox, tempfile.TemporaryDirectory() as tmp:
         config = bench_config(sandbox, Path(tmp))
-        baseline_docs, baseline_s = timed(
-            lambda: download_pages(config.systems["evotor"].base_url, first, last, workers)
-        )
-        pull_store = open_store(f"sqlite:///{Path(tmp) / 'pull.db'}")
-        try:
-            _, pull_map_s = timed(
-                lambda: pull_window(config, pull_store, "evotor", first, last, workers=workers)
-            )
-        finally:
-            pull_store.close()
+        evotor_url = config.systems["evotor"].base_url
+
+        def baseline() -> tuple[int, float]:
+            return timed(lambda: download_pages(evotor_url, first, last, workers))
+
+        for number in range(1, rounds):
+            _, baseline_s = baseline()
+            pulled_s = _pull_round(config, Path(tmp) / f"round{number}.db", first, last, workers)
+            measured.append(_round(baseline_s, pulled_s, "pull"))
+        baseline_docs, baseline_s = baseline()
         sandbox.reset()
         sync_store = open_store(config.state)
         try:
@@ -206,8 +249,16 @@ def run_sync_bench(
         finally:
             sync_store.close()
         counts = sandbox.counts()
+        measured.append(_round(baseline_s, report.stages["pull"], "sync"))
+        pull_store = open_store(f"sqlite:///{Path(tmp) / 'pull.db'}")
+        try:
+            _, pull_map_s = timed(
+                lambda: pull_window(config, pull_store, "evotor", first, last, workers=workers)
+            )
+        finally:
+            pull_store.close()
     written = _written(report.counts)
-    ours_s = report.stages["pull"]
+    median = _median_round(measured)
     return {
         "receipts": sandbox.receipts,
         "stores": stores,
@@ -215,14 +266,15 @@ def run_sync_bench(
         "workers": workers,
         "documents_downloaded": baseline_docs,
         "documents_pulled": report.totals.get("fetched", 0),
-        "baseline_s": baseline_s,
-        "ours_s": ours_s,
-        "ratio": round(ours_s / baseline_s, 4),
+        "baseline_s": median["baseline_s"],
+        "ours_s": median["ours_s"],
+        "ratio": median["ratio"],
+        "rounds": measured,
         "map_s": report.stages["map"],
         "write_s": report.stages["write"],
         "sync_s": sync_s,
         "pull_map_s": pull_map_s,
-        "pull_map_ratio": round(pull_map_s / baseline_s, 4),
+        "pull_map_ratio": round(pull_map_s / median["baseline_s"], 4),
         "written": written,
         "requests": counts,
         "requests_per_write": _requests_per_write(counts, written),
@@ -244,16 +296,29 @@ def sync_targets(result: dict[str, Any]) -> list[Target]:
     return targets
 
 
+def _round_line(number: int, measured: dict[str, Any], median: bool) -> str:
+    pull = "the sync's pull stage" if measured["stage"] == "sync" else "the pull stage alone"
+    return (
+        f"  round {number}: baseline {measured['baseline_s']:.2f} s, {pull} {measured['ours_s']:.2f} s, "
+        f"ratio {measured['ratio']:.2f}{'  (the median)' if median else ''}"
+    )
+
+
 def format_sync(result: dict[str, Any]) -> list[str]:
     """The human-readable report of a result of :func:`run_sync_bench`."""
     written = result["written"]
+    median = _median_round(result["rounds"])
     lines = [
         f"bench sync: {result['receipts']} receipts, {result['stores']} stores, "
         f"{result['latency_ms']:g} ms latency, {result['workers']} workers "
         f"(load average {' '.join(map(str, result['load_average']))}; sandbox in a child process)",
-        f"  baseline: Evotor pages with plain requests  {result['baseline_s']:>9.2f} s  "
+        *(
+            _round_line(number, measured, measured is median)
+            for number, measured in enumerate(result["rounds"], 1)
+        ),
+        f"  baseline, the median round's                {result['baseline_s']:>9.2f} s  "
         f"({result['documents_downloaded']} documents)",
-        f"  ours: the sync's pull stage (read, landed)  {result['ours_s']:>9.2f} s  "
+        f"  ours: the median round's pull (read, landed) {result['ours_s']:>8.2f} s  "
         f"({result['documents_pulled']} documents)",
         f"  ours: the sync's map (in the write stage)   {result['map_s']:>9.2f} s  (summed over the threads)",
         f"  ours: the sync's write stage                {result['write_s']:>9.2f} s",

@@ -46,6 +46,9 @@ def sync_command(
     ),
     workers: int = typer.Option(4, "--workers", min=1, max=64, help="Threads of the sync and the baseline."),
     seed: int = typer.Option(7, "--seed", help="Seed of the generated world."),
+    rounds: int = typer.Option(
+        3, "--rounds", min=1, help="Rounds of baseline then pull; the ratio is the median round's."
+    ),
     profile: Path | None = typer.Option(None, "--profile", help="Write a cProfile of the sync stage here."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -53,9 +56,8 @@ def sync_command(
     from connector.bench.sync_bench import format_sync, run_sync_bench
 
     _quiet()
-    result = run_sync_bench(
-        receipts=receipts, stores=stores, latency_ms=latency_ms, workers=workers, seed=seed, profile=profile
-    )
+    result = run_sync_bench(receipts=receipts, stores=stores, latency_ms=latency_ms, workers=workers, seed=seed,
+                            rounds=rounds, profile=profile)  # fmt: skip
     _emit(result, format_sync(result), as_json)
 
 

@@ -652,6 +652,7 @@ def pull_window(
     stores: Sequence[str] | None = None,
     *,
     workers: int | None = None,
+    map_landed: bool = True,
 ) -> PullReport:
     """Refresh the journal for business dates ``[date_from, date_to]`` of one system; write nowhere else.
 
@@ -667,6 +668,8 @@ def pull_window(
         date_to: the last business date, inclusive.
         stores: only these stores (None: every store of the system).
         workers: threads (default ``sync.workers``).
+        map_landed: map what landed before returning (False: the pull alone, as a sync's pull stage; the
+            receipts landed wait in the journal for a sync to map them).
 
     Example:
         >>> report = pull_window(config, store, "evotor", date(2026, 11, 1), date(2026, 11, 7))  # doctest: +SKIP
@@ -681,7 +684,8 @@ def pull_window(
         ]
         with frozen_heap():
             report = run_pulls(ctx, windows, advance=False, workers=workers or config.sync.workers)
-            map_days(ctx, system, report)
+            if map_landed:
+                map_days(ctx, system, report)
         return report
     finally:
         if store is None:

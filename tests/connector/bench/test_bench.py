@@ -33,17 +33,23 @@ def _number(value: Any) -> bool:
 
 def test_bench_sync_json_counts_requests_per_write(run_cli: Callable[..., Any]) -> None:
     data = _json(run_cli, "bench", "sync", "--receipts", "35", "--stores", "1", "--latency-ms", "5",
-                 "--workers", "2", "--json")  # fmt: skip
+                 "--workers", "2", "--rounds", "2", "--json")  # fmt: skip
     for name in ("receipts", "ours_s", "baseline_s", "ratio", "peak_rss_mb", "sync_s", "map_s", "write_s",
                  "pull_map_s"):  # fmt: skip
         assert _number(data[name]), name
     assert data["receipts"] >= 35
-    # The pull stage and the write stage (the map inside it) are parts of the sync's time.
-    assert data["ours_s"] + data["write_s"] <= data["sync_s"] + 1e-3
+    # The sync's pull stage (its round's) and the write stage (the map inside it) are parts of the sync's time.
+    assert data["rounds"][-1]["ours_s"] + data["write_s"] <= data["sync_s"] + 1e-3
     assert 0 < data["map_s"] <= data["write_s"] * data["workers"] + 1e-3
     assert data["pull_map_ratio"] == pytest.approx(data["pull_map_s"] / data["baseline_s"], rel=1e-3)
     assert data["documents_downloaded"] == data["documents_pulled"] == data["receipts"]
     assert data["ratio"] == pytest.approx(data["ours_s"] / data["baseline_s"], rel=1e-3)
+    # Two rounds of a baseline then a pull, the last one's pull the sync's own; the median (the upper of two)
+    # is the round reported.
+    assert [measured["stage"] for measured in data["rounds"]] == ["pull", "sync"]
+    for measured in data["rounds"]:
+        assert measured["ratio"] == pytest.approx(measured["ours_s"] / measured["baseline_s"], rel=1e-3)
+    assert data["ratio"] == max(measured["ratio"] for measured in data["rounds"])
     assert set(data["requests_per_write"]) == set(API_MINIMUM) == {"crm", "onec"}
     assert data["failed"] == 0
     assert data["written"]["onec"] == data["receipts"]  # every receipt into 1C, each create + Post
@@ -61,6 +67,9 @@ def test_bench_sync_prints_targets_with_verdicts(run_cli: Callable[..., Any]) ->
     assert result.code == 0, result.err
     assert "load average" in result.out
     assert "pull stage / baseline (ratio)" in result.out
+    assert "round 3: baseline" in result.out  # three rounds by default, the last the sync's
+    assert "the sync's pull stage" in result.out
+    assert result.out.count("(the median)") == 1
     assert "target ≤ 1.5" in result.out
     assert "requests per write, onec" in result.out
     assert "peak RSS, MB" in result.out

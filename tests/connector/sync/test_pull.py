@@ -117,6 +117,22 @@ def test_a_landed_receipt_keeps_the_text_evotor_sent_and_is_versioned_by_it(tmp_
             assert entry.canonical["ref"]["id"] == entry.ref.id
 
 
+def test_a_pull_without_the_map_lands_every_receipt_raw_for_a_sync_to_map(tmp_path: Path) -> None:
+    for sw in start_world(tmp_path):
+        first, last = _window(sw)
+        report = pull_window(sw.config, None, "evotor", first, last, workers=2, map_landed=False)
+        receipts = len(sw.world.receipts)
+        assert (report.fetched, report.new, report.failed) == (receipts, receipts, 0)
+        journal = _journal(sw)
+        assert len(journal) == receipts
+        assert all(row[4] is None for row in journal.values())  # landed under their place, none mapped yet
+        assert report.days == {(row[2], row[3]) for row in journal.values()}
+
+        mapped = pull_window(sw.config, None, "evotor", first, last, workers=2)  # the same, mapped this time
+        assert (mapped.new, mapped.changed, mapped.failed) == (0, 0, 0)
+        assert all(row[4] is not None for row in _journal(sw).values())
+
+
 def test_the_journal_is_the_same_whatever_the_chunk_size(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
