@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.errors import InputError
+from connector.logs import mask_text
 from connector.model import DocRef
 from connector.store.tables import FailedItem, utc_now
 
@@ -119,10 +120,10 @@ class FailedItems:
             row.document_system, row.document_kind, row.document_id = (
                 (ref.system, ref.kind, ref.id) if ref else (None, None, None)
             )
-            row.error_kind, row.error, row.payload_excerpt = (
-                failure.error_kind,
-                failure.error[:4000],
-                (failure.payload_excerpt),
+            row.error_kind, row.error, row.payload_excerpt = (  # an error may quote a value: a database's
+                failure.error_kind,  # DETAIL quotes the row it refused, a mapping the phone it could not read
+                mask_text(failure.error)[:4000],
+                mask_text(failure.payload_excerpt) if failure.payload_excerpt is not None else None,
             )
             row.state, row.next_attempt_at, row.updated_at = "open", failure.next_attempt_at, now
             session.flush()

@@ -51,6 +51,27 @@ def test_a_run_records_args_counts_and_duration(store: Store) -> None:
         runs.get(999)
 
 
+def test_phones_quoted_in_an_error_are_masked_in_the_failed_item_and_the_run(store: Store) -> None:
+    quoted = (
+        'IntegrityError: duplicate key value violates unique constraint "uq_documents" DETAIL: Key '
+        '(source_id)=(d-1) already exists; row {"customer": {"phone": "+7 916 123-45-67"}}'
+    )
+    failure = Failure(system="evotor", route=ROUTE, error_kind="permanent", error=quoted, document=DOC,
+                      store="s-1", payload_excerpt='{"phone": "79161234567"}')  # fmt: skip
+    parked = FailedItems(store.sessions).park(failure, None)
+    assert "123-45-67" not in parked.error
+    assert "+7********67" in parked.error
+    assert "duplicate key value violates unique constraint" in parked.error  # the rest stays as it was
+    assert parked.payload_excerpt == '{"phone": "+7********67"}'
+    runs = Runs(store.sessions)
+    run_id = runs.start("sync", {})
+    runs.finish(run_id, "error", {}, error=quoted)
+    run = runs.get(run_id)
+    assert run.error is not None
+    assert "+7********67" in run.error
+    assert "123-45-67" not in run.error
+
+
 def test_a_second_failure_of_the_same_document_and_route_counts_an_attempt(store: Store) -> None:
     items = FailedItems(store.sessions)
     first = items.park(_failure(due=NOW + timedelta(minutes=1)), None)
