@@ -173,18 +173,26 @@ def _written(report_counts: dict[str, dict[str, dict[str, int]]]) -> dict[str, i
     }
 
 
-def _pull_round(config: ConnectorConfig, path: Path, first: date, last: date, workers: int) -> float:
+def _pull_round(
+    config: ConnectorConfig, path: Path, first: date, last: date, workers: int, expected: int
+) -> float:
     """The sync's pull stage alone over the window, into a fresh state database at ``path`` (then removed);
-    its seconds."""
+    its seconds.
+
+    Raises:
+        RuntimeError: it did not land every document the baseline downloaded (a pull that failed is no measure).
+    """
     store = open_store(f"sqlite:///{path}")
     try:
-        _, seconds = timed(
+        report, seconds = timed(
             lambda: pull_window(config, store, "evotor", first, last, workers=workers, map_landed=False)
         )
     finally:
         store.close()
         for made in path.parent.glob(f"{path.name}*"):  # the database, its WAL and shared memory
             made.unlink()
+    if (report.fetched, report.new, report.failed) != (expected, expected, 0):
+        raise RuntimeError(f"the pull landed {report.new} of {expected} documents ({report.failed} failed)")
     return seconds
 
 
@@ -236,8 +244,8 @@ def run_sync_bench(
             return timed(lambda: download_pages(evotor_url, first, last, workers))
 
         for number in range(1, rounds):
-            _, baseline_s = baseline()
-            pulled_s = _pull_round(config, Path(tmp) / f"round{number}.db", first, last, workers)
+            downloaded, baseline_s = baseline()
+            pulled_s = _pull_round(config, Path(tmp) / f"round{number}.db", first, last, workers, downloaded)
             measured.append(_round(baseline_s, pulled_s, "pull"))
         baseline_docs, baseline_s = baseline()
         sandbox.reset()

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
+from connector.bench import sync_bench
 from connector.bench.common import Target, verdict_lines
 from connector.bench.reconcile_data import KINDS
 from connector.bench.sandbox_proc import system_of
-from connector.bench.sync_bench import API_MINIMUM
+from connector.bench.sync_bench import API_MINIMUM, run_sync_bench
+from connector.sync.pull import PullReport
 
 
 def _json(run_cli: Callable[..., Any], *args: str) -> dict[str, Any]:
@@ -58,6 +60,17 @@ def test_bench_sync_json_counts_requests_per_write(run_cli: Callable[..., Any]) 
         assert ratio == pytest.approx(made / (API_MINIMUM[target] * data["written"][target]), rel=1e-3)
     assert data["requests"]["onec POST"] == 2 * data["written"]["onec"]
     assert data["peak_rss_mb"] > 50
+
+
+def test_a_pull_round_that_lands_less_than_the_baseline_downloaded_is_no_measure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def landed_half(*args: Any, **kwargs: Any) -> PullReport:
+        return PullReport(fetched=4, new=4)  # the baseline downloads the world's 7 receipts (1 a day)
+
+    monkeypatch.setattr(sync_bench, "pull_window", landed_half)
+    with pytest.raises(RuntimeError, match="the pull landed 4 of 7 documents"):
+        run_sync_bench(receipts=7, stores=1, latency_ms=0, workers=1, rounds=2)
 
 
 def test_bench_sync_prints_targets_with_verdicts(run_cli: Callable[..., Any]) -> None:
