@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 from connector import __version__
 from connector.errors import ConnectorError
-from connector.logs import configure_logging
+from connector.logs import configure_logging, mask_phones
 
 __all__ = ["app", "main"]
 
@@ -107,5 +107,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConnectorError as exc:
         if "--debug" in args:
             raise
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {exc}", markup=False)
+        shown = mask_phones(str(exc))  # the evidence may quote a row or a body: no full phone on the terminal
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {shown}", markup=False)
         sys.exit(2)

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "mask_event", "mask_phone", "mask_text"]
+__all__ = ["configure_logging", "get_logger", "mask_event", "mask_phone", "mask_phones", "mask_text"]
 
 _SECRET_KEYS = re.compile(r"(token|password|passwd|secret|api[_-]?key|authorization|cookie|signature)", re.I)
 _PHONE = re.compile(r"(?<![\w+])(\+?[78])[\s\-()]*(\d{3})[\s\-()]*(\d{3})[\s\-]*(\d{2})[\s\-]*(\d{2})(?!\d)")
@@ -40,7 +40,17 @@ def mask_phone(phone: str) -> str:
 
 def mask_text(text: str) -> str:
     """Mask phone numbers and inline credentials inside free text (URLs, bodies, messages)."""
-    text = _INLINE_SECRET.sub(lambda m: m.group(1) + "***", text)
+    return mask_phones(_INLINE_SECRET.sub(lambda m: m.group(1) + "***", text))
+
+
+def mask_phones(text: str) -> str:
+    """Mask only the phone numbers inside text: for an error's message, whose evidence (``key=fields.amount``,
+    an idempotency key) must stay readable.
+
+    Example:
+        >>> mask_phones("no customer +7 916 123-45-67 (key=phone)")
+        'no customer +7********67 (key=phone)'
+    """
     return _PHONE.sub(lambda m: mask_phone("".join(m.groups())), text)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.errors import InputError
-from connector.logs import mask_text
+from connector.logs import mask_phones, mask_text
 from connector.model import DocRef
 from connector.store.tables import FailedItem, utc_now
 
@@ -122,7 +122,7 @@ class FailedItems:
             )
             row.error_kind, row.error, row.payload_excerpt = (  # an error may quote a value: a database's
                 failure.error_kind,  # DETAIL quotes the row it refused, a mapping the phone it could not read
-                mask_text(failure.error)[:4000],
+                mask_phones(failure.error)[:4000],
                 mask_text(failure.payload_excerpt) if failure.payload_excerpt is not None else None,
             )
             row.state, row.next_attempt_at, row.updated_at = "open", failure.next_attempt_at, now

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.errors import InputError
-from connector.logs import mask_text
+from connector.logs import mask_phones
 from connector.store.tables import Run, utc_now
 
 __all__ = ["RunRecord", "Runs"]
@@ -73,7 +73,7 @@ class Runs:
             row = session.get(Run, run_id)
             if row is None:
                 raise InputError(f"no run {run_id}", field="run")
-            masked = mask_text(error) if error is not None else None  # phones in a quoted row or value
+            masked = mask_phones(error) if error is not None else None  # phones in a quoted row or value
             row.finished_at, row.status, row.counts, row.error = utc_now(), status, counts, masked
 
     def running(self, kind: str) -> list[int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.logs import configure_logging, get_logger, mask_phone, mask_text
+from connector.logs import configure_logging, get_logger, mask_phone, mask_phones, mask_text
 
 
 def test_phone_keeps_country_and_last_two_digits() -> None:
@@ -24,6 +24,14 @@ def test_phone_keeps_country_and_last_two_digits() -> None:
 def test_mask_text_hides_phones_and_inline_secrets(text: str, hidden: str) -> None:
     masked = mask_text(text)
     assert hidden not in masked
+
+
+def test_mask_phones_leaves_an_errors_evidence_readable() -> None:
+    text = "unknown transform 'money' (file=x.yaml, key=fields.amount) for customer 8 (916) 123-45-67"
+    assert (
+        mask_phones(text)
+        == "unknown transform 'money' (file=x.yaml, key=fields.amount) for customer +8********67"
+    )
 
 
 def test_ordinary_numbers_are_not_mistaken_for_phones() -> None:

@@ -54,7 +54,7 @@ def test_a_run_records_args_counts_and_duration(store: Store) -> None:
 def test_phones_quoted_in_an_error_are_masked_in_the_failed_item_and_the_run(store: Store) -> None:
     quoted = (
         'IntegrityError: duplicate key value violates unique constraint "uq_documents" DETAIL: Key '
-        '(source_id)=(d-1) already exists; row {"customer": {"phone": "+7 916 123-45-67"}}'
+        '(source_id)=(d-1) already exists; row {"customer": {"phone": "+7 916 123-45-67"}} (key=crm:evotor:d-1)'
     )
     failure = Failure(system="evotor", route=ROUTE, error_kind="permanent", error=quoted, document=DOC,
                       store="s-1", payload_excerpt='{"phone": "79161234567"}')  # fmt: skip
@@ -62,6 +62,7 @@ def test_phones_quoted_in_an_error_are_masked_in_the_failed_item_and_the_run(sto
     assert "123-45-67" not in parked.error
     assert "+7********67" in parked.error
     assert "duplicate key value violates unique constraint" in parked.error  # the rest stays as it was
+    assert parked.error.endswith("(key=crm:evotor:d-1)")  # evidence named key= is not taken for a secret
     assert parked.payload_excerpt == '{"phone": "+7********67"}'
     runs = Runs(store.sessions)
     run_id = runs.start("sync", {})
